@@ -1,0 +1,62 @@
+/// Turns a batch of records into one frame's bytes, reusing its buffers between batches.
+///
+/// Owned by the single writer thread, so it needs no locking; its buffers grow to the
+/// largest batch seen (bounded by the writer's batch limit) and are then reused.
+struct FrameEncoder {
+    private var raw: [UInt8] = []
+    private var frame: [UInt8] = []
+    /// Length of the last encoded frame at the start of `frame`.
+    private(set) var frameLength = 0
+
+    /// Encodes `records` (taken in order from each group) as the frame starting at `firstLSN`.
+    /// Afterwards `withFrameBytes` shows exactly the frame's bytes.
+    mutating func encode<Groups: Collection>(_ groups: Groups, recordCount: Int, firstLSN: LSN)
+    where Groups.Element == [LogRecord] {
+        precondition(recordCount >= 1 && recordCount <= FrameHeader.maxRecordCount, "frame record count out of bounds")
+        let rawLength = recordCount * LogRecord.sizeBytes
+        if raw.count < rawLength { raw = [UInt8](repeating: 0, count: rawLength) }
+        raw.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            for group in groups {
+                for record in group {
+                    record.encode(into: buffer, at: offset)
+                    offset += LogRecord.sizeBytes
+                }
+            }
+            precondition(offset == rawLength, "records counted and records encoded differ")
+        }
+
+        let capacity = FrameHeader.sizeBytes + max(rawLength, LZ4.compressBound(rawLength))
+        if frame.count < capacity { frame = [UInt8](repeating: 0, count: capacity) }
+        frameLength = raw.withUnsafeBytes { rawAll in
+            frame.withUnsafeMutableBytes { out -> Int in
+                let source = UnsafeRawBufferPointer(rebasing: rawAll[0..<rawLength])
+                let payload = UnsafeMutableRawBufferPointer(rebasing: out[FrameHeader.sizeBytes...])
+                var flags: FrameHeader.Flags = []
+                let storedLength: Int
+                if let compressed = LZ4.compress(source, into: payload) {
+                    flags = .lz4
+                    storedLength = compressed
+                } else {
+                    payload.copyMemory(from: source)
+                    storedLength = rawLength
+                }
+                var header = FrameHeader(
+                    storedLength: UInt32(storedLength), flags: flags, firstLSN: firstLSN,
+                    recordCount: UInt32(recordCount), rawLength: UInt32(rawLength), checksum: 0
+                )
+                header.encode(into: out, at: 0)
+                header.checksum = FrameHeader.computeChecksum(
+                    of: UnsafeRawBufferPointer(out), frameAt: 0, storedLength: storedLength)
+                header.encode(into: out, at: 0)
+                assert(header.isPlausible)
+                return FrameHeader.sizeBytes + storedLength
+            }
+        }
+    }
+
+    /// The bytes of the last encoded frame.
+    func withFrameBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try frame.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<frameLength])) }
+    }
+}

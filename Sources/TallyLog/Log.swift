@@ -1,0 +1,146 @@
+/// Tally's write-ahead log: segmented, lz4-compressed, group-committed with fdatasync.
+///
+/// ```swift
+/// let log = try Log.open(LogConfiguration(directory: "data/wal", nodeID: node))
+/// let lsn = try await log.append([record])   // returns once the record is on disk
+/// ```
+///
+/// Opening takes an exclusive lock on the directory, scans every segment, cuts a torn tail
+/// off the last one (keeping the cut bytes beside it as `.broken`), and refuses anything
+/// else that is wrong: see `LogInspection`. The log knows nothing of HTTP, JSON or SQL.
+public final class Log: Sendable {
+    public let configuration: LogConfiguration
+    /// What opening found and did.
+    public let openReport: LogOpenReport
+    private let writer: LogWriter
+
+    private init(configuration: LogConfiguration, openReport: LogOpenReport, writer: LogWriter) {
+        self.configuration = configuration
+        self.openReport = openReport
+        self.writer = writer
+    }
+
+    /// Opens (or creates) the log in `configuration.directory`. Blocking: call it from a
+    /// thread that may block, or before the server's event loops start.
+    public static func open(_ configuration: LogConfiguration) throws(LogError) -> Log {
+        configuration.validate()
+        let directory = configuration.directory
+        try SystemCalls.makeDirectory(directory)
+        let lock = try DirectoryLock(directory: directory)
+
+        var report = LogOpenReport()
+        var inspection = try LogInspection.inspect(directory: directory, nodeID: configuration.nodeID)
+        for name in inspection.temporaryFiles {
+            try SystemCalls.unlink(directory + "/" + name)
+            report.removedTemporaryFiles.append(name)
+        }
+        if !inspection.temporaryFiles.isEmpty { try SystemCalls.syncDirectory(directory) }
+        guard inspection.corruption.isEmpty else {
+            throw .corrupt(directory: directory, problems: inspection.corruption)
+        }
+        if let (segment, damage) = inspection.tornTail {
+            report.tornTail = try LogMaintenance.cutTornTail(segment: segment, damage: damage, directory: directory)
+            let index = inspection.segments.count - 1
+            inspection.segments[index].sizeBytes = damage.offset
+            inspection.segments[index].scan?.damage.removeLast()
+        }
+
+        var entries = inspection.segments.map { segment in
+            SegmentEntry(fileName: segment.fileName, path: segment.path,
+                         firstLSN: segment.scan!.header.firstLSN, sizeBytes: segment.sizeBytes)
+        }
+        let active: ActiveSegment
+        if let last = entries.popLast() {
+            active = try ActiveSegment.reopen(last, frameCount: inspection.segments.last!.scan!.frames.count)
+        } else {
+            active = try ActiveSegment.create(directory: directory, nodeID: configuration.nodeID,
+                                              firstLSN: configuration.firstLSN)
+        }
+        let nextLSN = inspection.segments.isEmpty ? configuration.firstLSN : inspection.nextLSN
+        report.segmentCount = entries.count + 1
+        report.nextLSN = nextLSN
+
+        let writer = LogWriter(configuration: configuration, lock: lock, closedSegments: entries,
+                               active: active, nextLSN: nextLSN)
+        writer.start()
+        return Log(configuration: configuration, openReport: report, writer: writer)
+    }
+
+    /// Appends `records` as one unit (they land in one frame) and returns the LSN of the
+    /// last one once an fdatasync covering them has returned. Throws `LogError`: `.full`,
+    /// `.overloaded`, `.batchTooLarge` refuse before anything is written; `.stopped` and
+    /// `.closed` mean the log takes nothing more.
+    @discardableResult
+    public func append(_ records: [LogRecord]) async throws -> LSN {
+        try await writer.append(records)
+    }
+
+    @discardableResult
+    public func append(_ record: LogRecord) async throws -> LSN {
+        try await writer.append([record])
+    }
+
+    /// The highest LSN known to be on disk.
+    public var durableLSN: LSN { writer.durableLSN }
+
+    /// Bytes in all segments, the figure the disk budget applies to.
+    public var sizeBytes: Int { writer.logSizeBytes }
+
+    /// Segment files on disk, the active one included.
+    public var segmentCount: Int { writer.segmentsOnDisk }
+
+    /// Why the log stopped taking appends, or nil while it is writable.
+    public var stopReason: LogError? { writer.stopReason }
+
+    /// Starts a new segment so that everything before it can be deleted once applied.
+    /// Returns the new active segment's first LSN. Does nothing if the active segment has
+    /// no frames yet, so idle checkpoints create no files.
+    @discardableResult
+    public func rollSegment() async throws -> LSN {
+        try await writer.roll()
+    }
+
+    /// Deletes whole closed segments whose records are all at or below `lsn` (the LSN a
+    /// checkpoint read back from PostgreSQL). Never touches the active segment.
+    @discardableResult
+    public func truncate(through lsn: LSN) async throws -> LogTruncation {
+        try await writer.truncate(through: lsn)
+    }
+
+    /// Flushes what is queued, closes the files and releases the directory lock.
+    public func close() async {
+        await writer.close()
+    }
+}
+
+/// What `Log.open` found and did.
+public struct LogOpenReport: Sendable, Equatable {
+    public var segmentCount = 0
+    /// The LSN the next append takes.
+    public var nextLSN: LSN = 1
+    /// Set when the last segment ended in an interrupted write that was cut off.
+    public var tornTail: TornTailCut?
+    /// Interrupted segment creations that were removed.
+    public var removedTemporaryFiles: [String] = []
+}
+
+/// A torn tail cut from the last segment at open.
+public struct TornTailCut: Sendable, Equatable, CustomStringConvertible {
+    public var segment: String
+    public var offset: Int
+    public var sizeBytes: Int
+    public var reason: String
+    /// Where the cut bytes were saved.
+    public var backupPath: String
+
+    public var description: String {
+        "cut a torn tail of \(sizeBytes) bytes from \(segment) at offset \(offset) (\(reason)); "
+            + "the bytes are saved in \(backupPath)"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

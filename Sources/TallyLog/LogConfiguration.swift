@@ -1,0 +1,63 @@
+/// How a `Log` lays out and bounds its files and its group commit.
+public struct LogConfiguration: Sendable {
+    /// The directory that holds the segments (the daemon uses `<data dir>/wal`).
+    public var directory: String
+    /// Written into every segment header; a log of another node refuses to open.
+    public var nodeID: LogKey
+    /// A segment rolls before a frame would take it past this size.
+    public var segmentSizeBytes: Int = 64 << 20
+    /// Upper bound on records in one frame (one group-commit batch). An append never
+    /// splits across frames, so it is also the largest single append.
+    public var maxBatchRecords: Int = 16_384
+    /// Upper bound on records waiting for the writer. Past it appends fail at once with
+    /// `LogError.overloaded` rather than queueing without limit.
+    public var maxQueuedRecords: Int = 1 << 20
+    /// Disk budget for the whole log. Past it appends fail with `LogError.full` until
+    /// truncation frees space. Nil means no budget.
+    public var maxLogSizeBytes: Int?
+    /// The first LSN of the first segment when the directory holds none.
+    public var firstLSN: LSN = 1
+    /// Fault injection for tests: consulted before each frame write and fdatasync.
+    public var faults: LogFaults?
+    /// Called on the writer thread with each frame's first LSN and records, right after
+    /// the fdatasync that made it durable and before its appenders resume. It must not
+    /// block: the compactor uses it to keep its sums in step with the durable log.
+    public var onDurable: (@Sendable (_ firstLSN: LSN, _ appends: [[LogRecord]]) -> Void)?
+
+    public init(directory: String, nodeID: LogKey) {
+        self.directory = directory
+        self.nodeID = nodeID
+    }
+
+    func validate() {
+        precondition(segmentSizeBytes >= SegmentHeader.sizeBytes + FrameHeader.sizeBytes, "segment size too small")
+        precondition(maxBatchRecords >= 1 && maxBatchRecords <= FrameHeader.maxRecordCount, "batch bound out of range")
+        precondition(maxQueuedRecords >= maxBatchRecords, "the queue must hold at least one full batch")
+        precondition(firstLSN >= 1, "LSNs start at 1")
+    }
+}
+
+/// Failures a test can inject into the writer, to prove what happens when the disk fails.
+/// They stand in for the kernel's answer; the real write and fdatasync still run otherwise.
+public struct LogFaults: Sendable {
+    public enum WriteAction: Sendable {
+        case proceed
+        /// The write fails with this errno before any byte is written.
+        case fail(errno: Int32)
+        /// The first `bytes` of the frame reach the file, then the write fails (a torn write).
+        case tear(afterBytes: Int, errno: Int32)
+    }
+
+    /// Called with the frame size before each frame write.
+    public var write: @Sendable (_ frameSizeBytes: Int) -> WriteAction
+    /// Called before each fdatasync; a non-nil errno makes it fail after the real call.
+    public var sync: @Sendable () -> Int32?
+
+    public init(
+        write: @escaping @Sendable (Int) -> WriteAction = { _ in .proceed },
+        sync: @escaping @Sendable () -> Int32? = { nil }
+    ) {
+        self.write = write
+        self.sync = sync
+    }
+}

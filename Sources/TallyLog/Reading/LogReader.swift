@@ -1,0 +1,79 @@
+/// Reads records in LSN order from a log directory, for replay, recovery and tools.
+///
+/// It reads the files, not the writer's memory, so it works on a log another process is
+/// writing: pass `through:` the writer's durable LSN to stop before frames still in flight.
+/// Damage before that point is an error, never skipped silently.
+public struct LogReader: Sendable {
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// Calls `body` for every record with `from ≤ LSN ≤ through`, in order, and returns how
+    /// many it visited. A torn tail at the end of the last segment ends the log; any other
+    /// damage at or below `through` throws `LogReadError` before that segment's records
+    /// are visited.
+    @discardableResult
+    public func forEachRecord(
+        from first: LSN = 1, through last: LSN = .max,
+        _ body: (LSN, LogRecord) throws -> Void
+    ) throws -> Int {
+        precondition(first >= 1, "LSNs start at 1")
+        let names = try SystemCalls.listDirectory(directory)
+            .filter { SegmentName.firstLSN(of: $0) != nil }
+            .sorted()
+        var decoder = FrameDecoder()
+        var visited = 0
+        var expected: LSN? = nil
+        for (index, name) in names.enumerated() {
+            let isLastSegment = index == names.count - 1
+            // A segment ends where the next begins; skip those wholly before `first`.
+            if !isLastSegment, let nextFirst = SegmentName.firstLSN(of: names[index + 1]), nextFirst <= first {
+                continue
+            }
+            if let segmentFirst = SegmentName.firstLSN(of: name), segmentFirst > last { break }
+            let bytes = try SystemCalls.readFile(directory + "/" + name)
+            expected = try bytes.withUnsafeBytes { raw throws -> LSN in
+                let header: SegmentHeader
+                do {
+                    header = try SegmentHeader(decoding: raw)
+                } catch {
+                    throw LogReadError(segment: name, offset: 0, lsn: expected ?? first, message: String(describing: error))
+                }
+                if let expected, header.firstLSN != expected {
+                    throw LogReadError(segment: name, offset: 0, lsn: expected,
+                                       message: "LSN gap: segment starts at LSN \(header.firstLSN)")
+                }
+                let scan = SegmentScanner.scan(raw, fileName: name, header: header)
+                for damage in scan.damage where damage.expectedLSN <= last {
+                    let endsTheLog = isLastSegment && !damage.followedByValidFrame
+                    if !endsTheLog {
+                        throw LogReadError(segment: name, offset: damage.offset, lsn: damage.expectedLSN,
+                                           message: damage.reason)
+                    }
+                }
+                for frame in scan.frames {
+                    if frame.header.firstLSN > last { break }
+                    if frame.header.lastLSN < first { continue }
+                    try decoder.forEachRecord(in: raw, frame: frame) { lsn, record in
+                        guard lsn >= first && lsn <= last else { return }
+                        try body(lsn, record)
+                        visited += 1
+                    }
+                }
+                return scan.nextLSN
+            }
+        }
+        return visited
+    }
+}
+
+/// Damage met while reading records that were expected to be sound.
+public struct LogReadError: Error, CustomStringConvertible {
+    public var segment: String
+    public var offset: Int
+    public var lsn: LSN
+    public var message: String
+    public var description: String { "\(segment) offset \(offset) (LSN \(lsn)): \(message)" }
+}

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An exclusive `flock` on `<directory>/LOCK`, held for the life of a `Log`.
+///
+/// flock locks belong to the open file description, so the kernel drops the lock when the
+/// process dies (even by kill -9) and a second `Log` in the same process is refused too.
+/// The holder's PID is written into the file only to make the refusal message useful.
+public final class DirectoryLock: Sendable {
+    static let fileName = "LOCK"
+
+    public let path: String
+    private let fd: Int32
+    private let released = Atomic(false)
+
+    public init(directory: String) throws(LogError) {
+        path = directory + "/" + Self.fileName
+        fd = try SystemCalls.open(path, O_RDWR | O_CREAT)
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            let holder = Self.readPID(fd)
+            SystemCalls.close(fd)
+            if code == EWOULDBLOCK { throw .locked(directory: directory, holderPID: holder) }
+            throw .io(operation: "flock", path: path, errno: code)
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        try? SystemCalls.truncate(fd, toSizeBytes: 0, path: path)
+        _ = pid.withUnsafeBytes { try? SystemCalls.writeAll(fd, $0, at: 0, path: path) }
+    }
+
+    /// Closing the descriptor releases the lock; the file stays, harmlessly.
+    public func release() {
+        if !released.exchange(true, ordering: .acquiringAndReleasing) {
+            SystemCalls.close(fd)
+        }
+    }
+
+    deinit {
+        release()
+    }
+
+    private static func readPID(_ fd: Int32) -> Int32? {
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 15, 0) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return Int32(text)
+    }
+}
+
+import Foundation
+import Synchronization

@@ -1,0 +1,345 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The single writer behind a `Log`: a dedicated thread that turns queued appends into
+/// frames, writes each frame and fdatasyncs it, and only then resumes the appenders.
+///
+/// Group commit falls out of the queue: while one write+fdatasync is in flight, appends
+/// pile up, and the next flush takes all of them (up to the batch bound) as one frame. The
+/// thread is the only one that touches segment files for writing, so blocking I/O never
+/// runs on Swift's cooperative pool or a NIO event loop, and frame order is LSN order.
+final class LogWriter: @unchecked Sendable {
+    typealias AppendContinuation = CheckedContinuation<LSN, any Error>
+
+    struct PendingAppend {
+        var records: [LogRecord]
+        var continuation: AppendContinuation
+    }
+
+    enum Command {
+        case roll(CheckedContinuation<LSN, any Error>)
+        case truncate(through: LSN, CheckedContinuation<LogTruncation, any Error>)
+    }
+
+    let configuration: LogConfiguration
+    private let lock: DirectoryLock
+
+    // Guarded by `condition`: the hand-off between appenders and the writer thread.
+    private let condition = NSCondition()
+    private var pending: [PendingAppend] = []
+    private var pendingRecords = 0
+    private var commands: [Command] = []
+    private var failure: LogError?
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var closing = false
+    private var finished = false
+
+    // Owned by the writer thread alone (and by `init`, before the thread starts).
+    private var closedSegments: [SegmentEntry]
+    private var active: ActiveSegment
+    private var nextLSN: LSN
+    private var encoder = FrameEncoder()
+
+    // Published by the writer thread for cheap reads from anywhere.
+    private let durable: Atomic<UInt64>
+    private let sizeBytes: Atomic<Int>
+    private let segmentCount: Atomic<Int>
+
+    init(configuration: LogConfiguration, lock: DirectoryLock, closedSegments: [SegmentEntry],
+         active: ActiveSegment, nextLSN: LSN) {
+        self.configuration = configuration
+        self.lock = lock
+        self.closedSegments = closedSegments
+        self.active = active
+        self.nextLSN = nextLSN
+        durable = Atomic(nextLSN - 1)
+        sizeBytes = Atomic(closedSegments.reduce(active.entry.sizeBytes) { $0 + $1.sizeBytes })
+        segmentCount = Atomic(closedSegments.count + 1)
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "tally-log-writer"
+        thread.start()
+    }
+
+    // MARK: Called from any thread
+
+    var durableLSN: LSN { durable.load(ordering: .acquiring) }
+    var logSizeBytes: Int { sizeBytes.load(ordering: .relaxed) }
+    var segmentsOnDisk: Int { segmentCount.load(ordering: .relaxed) }
+
+    var stopReason: LogError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return failure
+    }
+
+    func append(_ records: [LogRecord]) async throws -> LSN {
+        guard !records.isEmpty else { return durableLSN }
+        guard records.count <= configuration.maxBatchRecords else {
+            throw LogError.batchTooLarge(recordCount: records.count, maxRecordCount: configuration.maxBatchRecords)
+        }
+        if let limit = configuration.maxLogSizeBytes, logSizeBytes > limit {
+            throw LogError.full(logSizeBytes: logSizeBytes, maxLogSizeBytes: limit)
+        }
+        return try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
+            condition.lock()
+            if let refusal = failure ?? (closing ? .closed : nil) {
+                condition.unlock()
+                continuation.resume(throwing: refusal)
+                return
+            }
+            if pendingRecords + records.count > configuration.maxQueuedRecords {
+                let queued = pendingRecords
+                condition.unlock()
+                continuation.resume(throwing: LogError.overloaded(queuedRecords: queued))
+                return
+            }
+            pending.append(PendingAppend(records: records, continuation: continuation))
+            pendingRecords += records.count
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    func roll() async throws -> LSN {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.roll(continuation))
+        }
+    }
+
+    func truncate(through lsn: LSN) async throws -> LogTruncation {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.truncate(through: lsn, continuation))
+        }
+    }
+
+    /// Stops taking appends, flushes those already queued, then closes the files.
+    func close() async {
+        await withCheckedContinuation { continuation in
+            condition.lock()
+            if finished {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            closing = true
+            closeWaiters.append(continuation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    private func enqueue(_ command: Command) {
+        condition.lock()
+        if let refusal = failure ?? (closing ? .closed : nil) {
+            condition.unlock()
+            command.fail(refusal)
+            return
+        }
+        commands.append(command)
+        condition.signal()
+        condition.unlock()
+    }
+
+    // MARK: The writer thread
+
+    private func run() {
+        var batch: [PendingAppend] = []
+        var batchRecords = 0
+        while true {
+            condition.lock()
+            while pending.isEmpty && commands.isEmpty && !closing {
+                condition.wait()
+            }
+            // Take whole appends up to the batch bound; an append never splits across frames.
+            batch.removeAll(keepingCapacity: true)
+            batchRecords = 0
+            var taken = 0
+            while taken < pending.count,
+                  batchRecords + pending[taken].records.count <= configuration.maxBatchRecords {
+                batchRecords += pending[taken].records.count
+                taken += 1
+            }
+            batch.append(contentsOf: pending[0..<taken])
+            pending.removeFirst(taken)
+            pendingRecords -= batchRecords
+            let takenCommands = commands
+            commands.removeAll()
+            let finished = closing && pending.isEmpty
+            condition.unlock()
+
+            if !batch.isEmpty { flush(batch, recordCount: batchRecords) }
+            for command in takenCommands { execute(command) }
+            if finished {
+                finish()
+                return
+            }
+        }
+    }
+
+    private func flush(_ batch: [PendingAppend], recordCount: Int) {
+        let firstLSN = nextLSN
+        encoder.encode(batch.lazy.map(\.records), recordCount: recordCount, firstLSN: firstLSN)
+        let frameSize = encoder.frameLength
+        do {
+            if active.frameCount > 0 && active.entry.sizeBytes + frameSize > configuration.segmentSizeBytes {
+                try rollActiveSegment()
+            }
+            try writeFrame()
+            try sync()
+        } catch {
+            stop(because: error, failing: batch)
+            return
+        }
+        active.entry.sizeBytes += frameSize
+        active.frameCount += 1
+        nextLSN = firstLSN + LSN(recordCount)
+        sizeBytes.add(frameSize, ordering: .relaxed)
+        durable.store(nextLSN - 1, ordering: .releasing)
+        configuration.onDurable?(firstLSN, batch.map(\.records))
+
+        var lastLSN = firstLSN - 1
+        for append in batch {
+            lastLSN += LSN(append.records.count)
+            append.continuation.resume(returning: lastLSN)
+        }
+        assert(lastLSN == nextLSN - 1)
+    }
+
+    private func writeFrame() throws(LogError) {
+        let path = active.entry.path
+        let offset = active.entry.sizeBytes
+        let action = configuration.faults?.write(encoder.frameLength) ?? .proceed
+        let fd = active.fd
+        let failure: LogError? = encoder.withFrameBytes { bytes in
+            do throws(LogError) {
+                switch action {
+                case .proceed:
+                    try SystemCalls.writeAll(fd, bytes, at: offset, path: path)
+                case .fail(let code):
+                    throw .io(operation: "write", path: path, errno: code)
+                case .tear(let count, let code):
+                    let prefix = UnsafeRawBufferPointer(rebasing: bytes[0..<min(count, bytes.count)])
+                    try SystemCalls.writeAll(fd, prefix, at: offset, path: path)
+                    throw .io(operation: "write", path: path, errno: code)
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    private func sync() throws(LogError) {
+        try SystemCalls.dataSync(active.fd, path: active.entry.path)
+        if let code = configuration.faults?.sync() {
+            throw .io(operation: "fdatasync", path: active.entry.path, errno: code)
+        }
+    }
+
+    /// A write or fdatasync failed. After a failed fsync the kernel may have dropped the
+    /// dirty pages and will not report it again (PostgreSQL's "fsyncgate"), so retrying could
+    /// acknowledge data that is not on disk. Instead the log stops for good: the batch and
+    /// every queued append fail, and later appends are refused. The partial frame is cut off
+    /// as a courtesy so that a reopen does not count what no client was told was stored; if
+    /// the cut fails too, the frame is a torn tail or, if whole, an unacknowledged record.
+    private func stop(because error: LogError, failing batch: [PendingAppend]) {
+        try? SystemCalls.truncate(active.fd, toSizeBytes: active.entry.sizeBytes, path: active.entry.path)
+        try? SystemCalls.dataSync(active.fd, path: active.entry.path)
+        let reason = LogError.stopped(reason: error.description)
+        condition.lock()
+        failure = reason
+        let queued = pending
+        pending.removeAll()
+        pendingRecords = 0
+        let queuedCommands = commands
+        commands.removeAll()
+        condition.unlock()
+        for append in batch { append.continuation.resume(throwing: reason) }
+        for append in queued { append.continuation.resume(throwing: reason) }
+        for command in queuedCommands { command.fail(reason) }
+    }
+
+    private func execute(_ command: Command) {
+        if let failure = stopReason {
+            command.fail(failure)
+            return
+        }
+        switch command {
+        case .roll(let continuation):
+            do {
+                try rollActiveSegment()
+                continuation.resume(returning: active.entry.firstLSN)
+            } catch {
+                stop(because: error, failing: [])
+                continuation.resume(throwing: LogError.stopped(reason: error.description))
+            }
+        case .truncate(let lsn, let continuation):
+            continuation.resume(returning: deleteSegments(through: lsn))
+        }
+    }
+
+    /// Starts a new segment at `nextLSN`. An active segment without frames is kept as it is.
+    private func rollActiveSegment() throws(LogError) {
+        guard active.frameCount > 0 else { return }
+        let next = try ActiveSegment.create(
+            directory: configuration.directory, nodeID: configuration.nodeID, firstLSN: nextLSN)
+        SystemCalls.close(active.fd)
+        closedSegments.append(active.entry)
+        active = next
+        sizeBytes.add(next.entry.sizeBytes, ordering: .relaxed)
+        segmentCount.store(closedSegments.count + 1, ordering: .relaxed)
+    }
+
+    private func deleteSegments(through lsn: LSN) -> LogTruncation {
+        let result = LogMaintenance.deleteOldest(
+            closedSegments, followedBy: active.entry.firstLSN, through: lsn, directory: configuration.directory)
+        closedSegments.removeFirst(result.deletedSegments.count)
+        sizeBytes.subtract(result.deletedSizeBytes, ordering: .relaxed)
+        segmentCount.store(closedSegments.count + 1, ordering: .relaxed)
+        return result
+    }
+
+    private func finish() {
+        if stopReason == nil {
+            try? SystemCalls.dataSync(active.fd, path: active.entry.path)
+        }
+        SystemCalls.close(active.fd)
+        lock.release()
+        condition.lock()
+        failure = failure ?? .closed
+        finished = true
+        let waiters = closeWaiters
+        closeWaiters.removeAll()
+        condition.unlock()
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+extension LogWriter.Command {
+    func fail(_ error: LogError) {
+        switch self {
+        case .roll(let continuation): continuation.resume(throwing: error)
+        case .truncate(_, let continuation): continuation.resume(throwing: error)
+        }
+    }
+}
+
+/// What one truncation pass deleted.
+public struct LogTruncation: Sendable, Equatable {
+    public var deletedSegments: [String] = []
+    public var deletedSizeBytes = 0
+    /// The highest LSN no longer on disk, when anything was deleted.
+    public var deletedThroughLSN: LSN?
+    /// Why the pass stopped early, if a delete failed (it is retried on the next call).
+    public var failure: String?
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Tally: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "A durable counter daemon and the tools to inspect its write-ahead log.",
+        subcommands: [DumpCommand.self, VerifyCommand.self]
+    )
+}
