@@ -1,0 +1,25 @@
+import Foundation
+
+/// When and how hard the checkpointer works.
+public struct CheckpointerConfiguration: Sendable {
+    /// The node whose checkpoint row this checkpointer moves.
+    public var node: UUID
+    /// Regular checkpoint period.
+    public var interval: Duration = .seconds(9)
+    /// An acknowledged increment must be in PostgreSQL within this long.
+    public static let freshnessBound: Duration = .seconds(10)
+    /// Safety margin subtracted from the freshness deadline.
+    public var deadlineMargin: Duration = .milliseconds(500)
+    /// Retry backoff after a failed checkpoint: doubles from `initialBackoff` up to `maxBackoff`.
+    public var initialBackoff: Duration = .milliseconds(200)
+    public var maxBackoff: Duration = .seconds(5)
+    /// How often the scheduler looks at its deadlines.
+    public var tick: Duration = .milliseconds(100)
+
+    public init(node: UUID) {
+        self.node = node
+    }
+
+    /// Whether the configured interval can keep the 10-second freshness promise.
+    public var keepsFreshnessBound: Bool { interval < Self.freshnessBound }
+}

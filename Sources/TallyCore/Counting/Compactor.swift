@@ -1,0 +1,149 @@
+import Synchronization
+import TallyLog
+
+/// Keeps the running per-key sums of the durable log since the last checkpoint.
+///
+/// Two paths feed it, and both are keyed by LSN so neither can apply a record twice:
+/// - **live**: the log's writer hands over each frame right after its fdatasync
+///   (`absorb(firstLSN:groups:)`), a few microseconds of dictionary updates per frame;
+/// - **catch-up**: `catchUp(through:)` reads the segment files from the next missing LSN,
+///   used at start (after learning the checkpoint LSN), after a frame was missed, and to
+///   rebuild after a checkpoint whose outcome is unknown.
+/// A live frame that does not continue exactly where the table ends is ignored and flags a
+/// gap; the next catch-up reads it from disk. So the table is always a pure function of the
+/// log from the checkpoint LSN on.
+public final class Compactor: Sendable {
+    private struct State {
+        /// Nil until the checkpoint LSN is known (PostgreSQL may be down at start).
+        var table: DeltaTable?
+        /// A live frame arrived that did not continue the table: catch up from disk.
+        var hasGap = false
+        /// When the oldest record in the table was absorbed, for the freshness deadline.
+        var oldestPendingAt: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
+    private let reader: LogReader
+
+    public init(reader: LogReader) {
+        self.reader = reader
+    }
+
+    /// Whether the compactor knows where it starts (the checkpoint LSN has been read).
+    public var isStarted: Bool { state.withLock { $0.table != nil } }
+
+    /// The LSN the table expects next, or nil before start.
+    public var nextLSN: LSN? { state.withLock { $0.table?.nextLSN } }
+
+    /// Pending distinct keys and records (records = LSNs absorbed since the base).
+    public var pending: (keys: Int, records: UInt64) {
+        state.withLock { state in
+            guard let table = state.table else { return (0, 0) }
+            return (table.keyCount, table.lastLSN - table.baseLSN)
+        }
+    }
+
+    /// When the oldest pending record was absorbed, nil when nothing is pending.
+    public var oldestPendingAt: ContinuousClock.Instant? { state.withLock { $0.oldestPendingAt } }
+
+    /// Called on the log writer's thread for each durable frame. Never blocks on I/O.
+    public func absorb(firstLSN: LSN, groups: some Collection<[LogRecord]>) {
+        state.withLock { state in
+            guard var table = state.table, !state.hasGap else { return }
+            let count = groups.reduce(0) { $0 + LSN($1.count) }
+            guard count > 0, firstLSN + count - 1 > table.lastLSN else { return }  // already absorbed
+            guard firstLSN == table.nextLSN else {
+                state.hasGap = true
+                return
+            }
+            state.table = nil  // avoid a copy-on-write of the dictionary
+            var lsn = firstLSN
+            for group in groups {
+                table.absorb(group, firstLSN: lsn)
+                lsn += LSN(group.count)
+            }
+            state.table = table
+            if state.oldestPendingAt == nil { state.oldestPendingAt = .now }
+        }
+    }
+
+    /// Starts (or restarts) the table right after `checkpointLSN`, dropping whatever it held.
+    /// The caller then runs `catchUp(through:)` to read what the log holds after that LSN.
+    public func reset(after checkpointLSN: LSN) {
+        state.withLock { state in
+            state.table = DeltaTable(after: checkpointLSN)
+            state.hasGap = true
+            state.oldestPendingAt = nil
+        }
+    }
+
+    /// Reads from the segment files every record the table misses, up to `durableLSN`.
+    /// Blocking: call it from a thread that may block, never the cooperative pool.
+    /// Returns the number of records read.
+    @discardableResult
+    public func catchUp(through durableLSN: LSN) throws -> Int {
+        let start: LSN? = state.withLock { state in
+            guard let table = state.table, state.hasGap || table.lastLSN < durableLSN else { return nil }
+            return table.nextLSN
+        }
+        guard let start else { return 0 }
+        var addition = DeltaTable(after: start - 1)
+        if start <= durableLSN {
+            try reader.forEachRecord(from: start, through: durableLSN) { lsn, record in
+                addition.absorb(record, at: lsn)
+            }
+            guard addition.lastLSN == durableLSN else {
+                throw CompactorError.logEndsEarly(expectedThrough: durableLSN, foundThrough: addition.lastLSN)
+            }
+        }
+        return state.withLock { state in
+            // Live frames were ignored while `hasGap` was set, so the table is as we left it
+            // unless a reset intervened; then this catch-up is stale and the next one redoes it.
+            guard var table = state.table, table.nextLSN == start else { return 0 }
+            state.table = nil
+            table.append(addition)
+            state.table = table
+            state.hasGap = false
+            if !addition.isEmpty && state.oldestPendingAt == nil { state.oldestPendingAt = .now }
+            return Int(addition.lastLSN - addition.baseLSN)
+        }
+    }
+
+    /// Hands over everything pending and starts a new empty table after it.
+    public func take() -> DeltaTable? {
+        state.withLock { state in
+            guard let table = state.table else { return nil }
+            state.table = DeltaTable(after: table.lastLSN)
+            state.oldestPendingAt = nil
+            return table
+        }
+    }
+
+    /// Puts back a table taken by `take()` whose checkpoint surely rolled back, in front of
+    /// what arrived since. Only valid when nothing was reset in between.
+    public func restore(_ taken: DeltaTable, pendingSince: ContinuousClock.Instant?) {
+        state.withLock { state in
+            guard let current = state.table, current.baseLSN == taken.lastLSN else {
+                // The table was reset meanwhile: the log will provide these records again.
+                return
+            }
+            var merged = taken
+            merged.append(current)
+            state.table = merged
+            if let pendingSince {
+                state.oldestPendingAt = min(pendingSince, state.oldestPendingAt ?? pendingSince)
+            }
+        }
+    }
+}
+
+public enum CompactorError: Error, CustomStringConvertible {
+    case logEndsEarly(expectedThrough: LSN, foundThrough: LSN)
+
+    public var description: String {
+        switch self {
+        case .logEndsEarly(let expected, let found):
+            "the log's files end at LSN \(found) but LSN \(expected) is durable"
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import TallyLog
+
+/// The sum of one key's increments since the last checkpoint.
+///
+/// 128 bits so that accumulation never wraps or traps: even 2^63 increments of Int64.max
+/// to one key fit. PostgreSQL stores totals as `numeric`, which has no upper bound here.
+public struct KeyDelta: Sendable, Equatable {
+    public var key: LogKey
+    public var sum: Int128
+
+    public init(key: LogKey, sum: Int128) {
+        self.key = key
+        self.sum = sum
+    }
+}
+
+/// One checkpoint: the deltas of every record in `(previousLSN, lsn]`, applied atomically
+/// together with moving the node's checkpoint LSN from `previousLSN` to `lsn`.
+public struct CheckpointBatch: Sendable, Equatable {
+    public var node: UUID
+    /// The checkpoint LSN the batch continues from: the compare in compare-and-set.
+    public var previousLSN: LSN
+    /// The checkpoint LSN once the batch is applied.
+    public var lsn: LSN
+    /// Distinct keys, sorted ascending (`LogKey` order is PostgreSQL's `uuid` order), so
+    /// that every node takes row locks in the same order and two checkpoints never deadlock.
+    public var deltas: [KeyDelta]
+
+    public init(node: UUID, previousLSN: LSN, lsn: LSN, deltas: [KeyDelta]) {
+        precondition(lsn >= previousLSN, "a checkpoint never moves backwards")
+        self.node = node
+        self.previousLSN = previousLSN
+        self.lsn = lsn
+        self.deltas = deltas
+    }
+}
+
+/// Where checkpoints go. `TallyPostgres` implements it over libpq; tests wrap it to inject
+/// faults (a sink that commits and then reports failure).
+///
+/// Implementations must not block the caller's thread: libpq calls run on a thread of their own.
+public protocol CheckpointSink: Sendable {
+    /// The node's checkpoint LSN (0 when the node has never checkpointed; the row is then created).
+    func checkpointLSN(node: UUID) async throws -> LSN
+
+    /// Applies `batch` in one transaction: locks the node's checkpoint row, upserts
+    /// `total = total + sum` for every delta in order, then moves the checkpoint LSN with
+    /// compare-and-set. Throws `CheckpointSinkError.conflict` when the stored LSN is not
+    /// `batch.previousLSN` (nothing is applied), `.outcomeUnknown` when the connection was
+    /// lost around COMMIT, and any other error when the transaction surely rolled back.
+    func apply(_ batch: CheckpointBatch) async throws
+}
+
+public enum CheckpointSinkError: Error, Equatable, CustomStringConvertible {
+    /// The stored checkpoint LSN was not the one the batch continues from.
+    case conflict(node: UUID, expectedLSN: LSN, storedLSN: LSN?)
+    /// The transaction may or may not have committed; read the LSN back before retrying.
+    case outcomeUnknown(reason: String)
+
+    public var description: String {
+        switch self {
+        case .conflict(let node, let expected, let stored):
+            "checkpoint conflict for node \(node): expected LSN \(expected), found \(stored.map(String.init) ?? "no row")"
+        case .outcomeUnknown(let reason):
+            "checkpoint outcome unknown (connection lost around COMMIT): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import Synchronization
+import TallyCore
+import TallyLog
+
+/// A fresh temporary directory, removed on deinit.
+final class TemporaryDirectory {
+    let path: String
+    init() {
+        var template = Array((NSTemporaryDirectory() + "tally-core-XXXXXX").utf8CString)
+        path = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// An in-memory sink with the same compare-and-set contract as PostgreSQL's, and switches to
+/// inject the faults the checkpointer must survive. The real sink is tested against a real
+/// server in TallyIntegrationTests; this one makes fault timing exact.
+final class MemorySink: CheckpointSink {
+    enum Fault: Sendable {
+        case none
+        /// The transaction fails before COMMIT: nothing is applied.
+        case failBeforeCommit
+        /// The transaction commits, then the connection "drops": the caller hears nothing.
+        case commitThenLoseConnection
+        /// The connection drops before COMMIT reaches the server; the caller cannot tell.
+        case loseConnectionBeforeCommit
+        /// Reading the LSN fails (PostgreSQL unreachable).
+        case unreachable
+    }
+
+    struct State {
+        var totals: [LogKey: Int128] = [:]
+        var checkpoints: [UUID: LSN] = [:]
+        var fault: Fault = .none
+        var applied = 0
+    }
+
+    let state = Mutex(State())
+
+    func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
+    var totals: [LogKey: Int128] { state.withLock { $0.totals } }
+    func storedLSN(_ node: UUID) -> LSN { state.withLock { $0.checkpoints[node] ?? 0 } }
+
+    func checkpointLSN(node: UUID) async throws -> LSN {
+        try state.withLock { state in
+            if case .unreachable = state.fault { throw SinkDown() }
+            return state.checkpoints[node] ?? 0
+        }
+    }
+
+    func apply(_ batch: CheckpointBatch) async throws {
+        try state.withLock { state in
+            switch state.fault {
+            case .unreachable, .failBeforeCommit: throw SinkDown()
+            case .loseConnectionBeforeCommit:
+                throw CheckpointSinkError.outcomeUnknown(reason: "injected: connection lost before COMMIT")
+            case .none, .commitThenLoseConnection: break
+            }
+            let stored = state.checkpoints[batch.node] ?? 0
+            guard stored == batch.previousLSN else {
+                throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: stored)
+            }
+            precondition(zip(batch.deltas, batch.deltas.dropFirst()).allSatisfy { $0.key < $1.key }, "deltas unsorted")
+            for delta in batch.deltas { state.totals[delta.key, default: 0] += delta.sum }
+            state.checkpoints[batch.node] = batch.lsn
+            state.applied += 1
+            if case .commitThenLoseConnection = state.fault {
+                throw CheckpointSinkError.outcomeUnknown(reason: "injected: connection lost after COMMIT")
+            }
+        }
+    }
+
+    struct SinkDown: Error {}
+}
+
+let testNode = UUID(uuidString: "00000000-0000-4000-8000-00000000abcd")!
+
+func randomRecords(_ count: Int, keys: Int, using generator: inout some RandomNumberGenerator) -> [LogRecord] {
+    (0..<count).map { _ in
+        LogRecord(key: LogKey(high: UInt64.random(in: 0..<UInt64(keys), using: &generator), low: 7),
+                  value: Int64.random(in: 1...1_000_000, using: &generator), arrivalMillis: 0)
+    }
+}
+
+/// Sums of `records`, as PostgreSQL should end up holding them.
+func expectedTotals(_ records: [LogRecord]) -> [LogKey: Int128] {
+    records.reduce(into: [:]) { $0[$1.key, default: 0] += Int128($1.value) }
+}
+
+/// A log + compactor + checkpointer wired as the daemon wires them, on `directory`.
+struct Node {
+    let log: Log
+    let compactor: Compactor
+    let checkpointer: Checkpointer
+
+    init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20) throws {
+        let compactor = Compactor(reader: LogReader(directory: directory))
+        var config = LogConfiguration(directory: directory, nodeID: LogKey(testNode))
+        config.segmentSizeBytes = segmentSizeBytes
+        config.onDurable = { first, appends in compactor.absorb(firstLSN: first, groups: appends) }
+        log = try Log.open(config)
+        self.compactor = compactor
+        checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink,
+                                    configuration: CheckpointerConfiguration(node: testNode),
+                                    logger: Logger(label: "test"))
+    }
+}
+
+/// A deterministic generator, so a failing random test can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
