@@ -17,8 +17,11 @@ public final class DirectoryLock: Sendable {
     private let released = Atomic(false)
 
     public init(directory: String) throws(LogError) {
-        path = directory + "/" + Self.fileName
-        fd = try SystemCalls.open(path, O_RDWR | O_CREAT)
+        let path = directory + "/" + Self.fileName
+        // Lock before the stored properties are set: a class whose init throws after they
+        // are all set runs deinit, which would close the descriptor a second time (and with
+        // it whatever file or socket had meanwhile reused the number).
+        let fd = try SystemCalls.open(path, O_RDWR | O_CREAT)
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
             let holder = Self.readPID(fd)
@@ -26,6 +29,8 @@ public final class DirectoryLock: Sendable {
             if code == EWOULDBLOCK { throw .locked(directory: directory, holderPID: holder) }
             throw .io(operation: "flock", path: path, errno: code)
         }
+        self.path = path
+        self.fd = fd
         let pid = Array("\(getpid())\n".utf8)
         try? SystemCalls.truncate(fd, toSizeBytes: 0, path: path)
         _ = pid.withUnsafeBytes { try? SystemCalls.writeAll(fd, $0, at: 0, path: path) }
