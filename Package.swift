@@ -38,6 +38,8 @@ let package = Package(
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"]),
         .testTarget(name: "TallyPostgresTests", dependencies: ["TallyPostgres"]),
+        // Counting against a real PostgreSQL: exactly-once across crashes, outages, recovery.
+        .testTarget(name: "TallyIntegrationTests", dependencies: ["TallyCore", "TallyPostgres"]),
         // Runs the built `tally` binary as an operator would.
         .testTarget(name: "TallyCLITests", dependencies: ["tally", "TallyLog"]),
     ]

@@ -166,7 +166,9 @@ public final class Checkpointer: Sendable {
             state.withLock { $0.checkpointLSN = nil }
             throw CheckpointSinkError.conflict(node: configuration.node, expectedLSN: table.lastLSN, storedLSN: stored)
         }
-        let truncation = try await log.truncate(through: stored)
+        // A closed or stopped log (shutdown, disk failure) keeps its segments: the next
+        // start deletes them. A failed delete is retried by the next pass.
+        guard let truncation = try? await log.truncate(through: stored) else { return }
         if let failure = truncation.failure {
             logger.warning("could not delete an applied segment; will retry", metadata: ["error": "\(failure)"])
         }

@@ -1,0 +1,118 @@
+import Foundation
+import TallyCore
+import TallyLog
+
+/// The checkpoint sink over PostgreSQL: one transaction per checkpoint.
+///
+/// ```sql
+/// BEGIN;
+/// INSERT INTO tally_checkpoints … ON CONFLICT DO NOTHING;              -- a first checkpoint has a row
+/// SELECT lsn FROM tally_checkpoints WHERE node = $1 FOR UPDATE;         -- must be previousLSN
+/// INSERT INTO tally_counts … SELECT … FROM unnest($1::uuid[], $2::numeric[])
+///   ON CONFLICT (key) DO UPDATE SET total = tally_counts.total + EXCLUDED.total;  -- ≤ chunk rows each
+/// UPDATE tally_checkpoints SET lsn = $2 WHERE node = $1 AND lsn = $3;   -- exactly one row
+/// COMMIT;
+/// ```
+/// Deltas arrive sorted by key and are upserted in that order, so concurrent checkpoints of
+/// several nodes lock rows in the same order and cannot deadlock.
+public final class PostgresCheckpointSink: CheckpointSink {
+    private let client: PostgresClient
+    /// Rows per upsert statement: bounds statement size and server memory per statement.
+    public let chunkRows: Int
+
+    public init(client: PostgresClient, chunkRows: Int = 10_000) {
+        precondition(chunkRows >= 1, "chunks hold at least one row")
+        self.client = client
+        self.chunkRows = chunkRows
+    }
+
+    public func checkpointLSN(node: UUID) async throws -> LSN {
+        let nodeText = node.uuidString
+        return try await client.withConnection { connection in
+            let rows: PostgresResult
+            do throws(PostgresError) {
+                rows = try connection.execute("SELECT lsn FROM \(TableNames.checkpoints) WHERE node = $1", [nodeText])
+            } catch {
+                // No table yet (a dry run before any migration): no checkpoint yet either.
+                if error.sqlState == "42P01" { return 0 }
+                throw error
+            }
+            guard rows.rowCount == 1, let text = rows.value(row: 0, column: 0) else { return 0 }
+            guard let lsn = LSN(text) else {
+                throw PostgresError(sqlState: nil, message: "checkpoint LSN \(text) is not a number", connectionBroken: false)
+            }
+            return lsn
+        }
+    }
+
+    public func apply(_ batch: CheckpointBatch) async throws {
+        let chunkRows = chunkRows
+        try await client.withConnection { connection in
+            try Self.apply(batch, on: connection, chunkRows: chunkRows)
+        }
+    }
+
+    private static func apply(_ batch: CheckpointBatch, on connection: PostgresConnection, chunkRows: Int) throws {
+        let node = batch.node.uuidString
+        try connection.execute("BEGIN")
+        do {
+            try connection.execute(
+                "INSERT INTO \(TableNames.checkpoints) (node, lsn, updated_at) VALUES ($1, 0, now()) ON CONFLICT (node) DO NOTHING",
+                [node])
+            let locked = try connection.execute(
+                "SELECT lsn FROM \(TableNames.checkpoints) WHERE node = $1 FOR UPDATE", [node])
+            let stored = locked.value(row: 0, column: 0).flatMap { LSN($0) }
+            guard stored == batch.previousLSN else {
+                try connection.execute("ROLLBACK")
+                throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: stored)
+            }
+            var start = 0
+            while start < batch.deltas.count {
+                let end = min(start + chunkRows, batch.deltas.count)
+                try upsert(batch.deltas[start..<end], on: connection)
+                start = end
+            }
+            let moved = try connection.execute(
+                "UPDATE \(TableNames.checkpoints) SET lsn = $2, updated_at = now() WHERE node = $1 AND lsn = $3",
+                [node, String(batch.lsn), String(batch.previousLSN)])
+            guard moved.affectedRows == 1 else {
+                try connection.execute("ROLLBACK")
+                throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: nil)
+            }
+        } catch {
+            if connection.isHealthy { _ = try? connection.execute("ROLLBACK") }
+            throw error  // before COMMIT: the server rolls back whatever the connection's fate
+        }
+        do throws(PostgresError) {
+            try connection.execute("COMMIT")
+        } catch {
+            // A COMMIT the server answered with an error surely rolled back; one whose
+            // answer never came may or may not have committed.
+            guard error.connectionBroken else { throw error }
+            throw CheckpointSinkError.outcomeUnknown(reason: error.description)
+        }
+    }
+
+    /// One bounded upsert: keys and totals as two array parameters (`{a,b,…}` text form).
+    private static func upsert(_ deltas: ArraySlice<KeyDelta>, on connection: PostgresConnection) throws {
+        var keys = "{"
+        var totals = "{"
+        keys.reserveCapacity(deltas.count * 37 + 2)
+        totals.reserveCapacity(deltas.count * 8 + 2)
+        for (index, delta) in deltas.enumerated() {
+            if index > 0 {
+                keys += ","
+                totals += ","
+            }
+            keys += delta.key.uuidString
+            totals += String(delta.sum)
+        }
+        keys += "}"
+        totals += "}"
+        try connection.execute("""
+            INSERT INTO \(TableNames.counts) AS c (key, total, updated_at)
+            SELECT d.key, d.total, now() FROM unnest($1::uuid[], $2::numeric[]) AS d(key, total)
+            ON CONFLICT (key) DO UPDATE SET total = c.total + EXCLUDED.total, updated_at = EXCLUDED.updated_at
+            """, [keys, totals])
+    }
+}

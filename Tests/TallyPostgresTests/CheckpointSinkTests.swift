@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import TallyCore
+import TallyLog
+import TallyPostgres
+
+@Suite struct CheckpointSinkTests {
+    private func sortedDeltas(_ keys: [LogKey], _ sum: (Int) -> Int128) -> [KeyDelta] {
+        keys.sorted().enumerated().map { KeyDelta(key: $0.element, sum: sum($0.offset)) }
+    }
+
+    @Test func insertsThenAddsToTotalsAndMovesTheLSN() async throws {
+        let client = try await TestDatabase.client()
+        let sink = PostgresCheckpointSink(client: client, chunkRows: 7)  // several chunks
+        let node = UUID()
+        let keys = TestDatabase.randomKeys(50)
+        #expect(try await sink.checkpointLSN(node: node) == 0)
+
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 100, deltas: sortedDeltas(keys) { Int128($0 + 1) }))
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 100, lsn: 150, deltas: sortedDeltas(keys) { _ in 1000 }))
+        #expect(try await sink.checkpointLSN(node: node) == 150)
+        let totals = try await TestDatabase.totals(keys, client: client)
+        for (index, key) in keys.sorted().enumerated() {
+            #expect(totals[key] == String(index + 1 + 1000))
+        }
+    }
+
+    @Test func totalsGoBeyondInt64() async throws {
+        let client = try await TestDatabase.client()
+        let sink = PostgresCheckpointSink(client: client)
+        let node = UUID()
+        let key = LogKey(UUID())
+        let max = Int128(Int64.max)
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 2, deltas: [KeyDelta(key: key, sum: max * 2)]))
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 2, lsn: 3, deltas: [KeyDelta(key: key, sum: max)]))
+        #expect(try await TestDatabase.totals([key], client: client)[key] == String(max * 3))
+        #expect(String(max * 3) == "27670116110564327421")
+    }
+
+    @Test func aWrongPreviousLSNAppliesNothing() async throws {
+        let client = try await TestDatabase.client()
+        let sink = PostgresCheckpointSink(client: client)
+        let node = UUID()
+        let keys = TestDatabase.randomKeys(3)
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 10, deltas: sortedDeltas(keys) { _ in 5 }))
+        await #expect(throws: CheckpointSinkError.conflict(node: node, expectedLSN: 3, storedLSN: 10)) {
+            try await sink.apply(CheckpointBatch(node: node, previousLSN: 3, lsn: 20, deltas: self.sortedDeltas(keys) { _ in 7 }))
+        }
+        #expect(try await sink.checkpointLSN(node: node) == 10)
+        let totals = try await TestDatabase.totals(keys, client: client)
+        #expect(keys.allSatisfy { totals[$0] == "5" })
+    }
+
+    @Test func anEmptyBatchStillMovesTheLSN() async throws {
+        let sink = PostgresCheckpointSink(client: try await TestDatabase.client())
+        let node = UUID()
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 4, deltas: []))
+        #expect(try await sink.checkpointLSN(node: node) == 4)
+    }
+}
