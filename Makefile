@@ -1,0 +1,52 @@
+# Tally — see README.md. `make run` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SWIFT ?= swift
+SWIFT_TEST_FLAGS ?=
+DEV_PG_DIR := data/postgres
+DEV_PG_PORT ?= 5433
+LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:$(DEV_PG_PORT)/postgres
+DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3
+
+.PHONY: deps build release test run bench db-up db-down db-clear clean
+
+## deps: install missing Debian packages (needs root; says what is missing otherwise)
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: $$missing (run: sudo apt-get install $$missing)"; exit 1; fi; \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+## test: every test, against a throw-away PostgreSQL started and stopped here
+test: deps
+	scripts/with-test-postgres.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
+
+## run: local PostgreSQL under data/postgres, then the daemon on 127.0.0.1:8080
+run: deps db-up build
+	.build/debug/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL)
+
+## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
+bench: deps
+	scripts/bench.sh
+
+db-up: deps
+	@scripts/pg-cluster.sh start $(DEV_PG_DIR) $(DEV_PG_PORT) >/dev/null
+	@echo "local PostgreSQL: $(LOCAL_DATABASE_URL) (data in $(DEV_PG_DIR))"
+
+db-down:
+	@scripts/pg-cluster.sh stop $(DEV_PG_DIR)
+
+db-clear: db-down
+	rm -rf $(DEV_PG_DIR)
+
+clean:
+	rm -rf .build
