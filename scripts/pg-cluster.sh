@@ -14,7 +14,8 @@ bindir=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | ta
 [ -x "$bindir/pg_ctl" ] || { echo "pg-cluster: PostgreSQL server binaries not found (run make deps)" >&2; exit 1; }
 
 as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From / so that the postgres user is not left in a directory it may not enter.
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # The postgres user must be able to reach <dir>: make every parent traversable.

@@ -19,10 +19,10 @@ public struct LogConfiguration: Sendable {
     public var firstLSN: LSN = 1
     /// Fault injection for tests: consulted before each frame write and fdatasync.
     public var faults: LogFaults?
-    /// Called on the writer thread with each frame's first LSN and records, right after
-    /// the fdatasync that made it durable and before its appenders resume. It must not
-    /// block: the compactor uses it to keep its sums in step with the durable log.
-    public var onDurable: (@Sendable (_ firstLSN: LSN, _ appends: [[LogRecord]]) -> Void)?
+    /// Called on the writer thread with each frame right after the fdatasync that made it
+    /// durable and before its appenders resume. It must not block: the compactor uses it to
+    /// keep its sums in step with the durable log, the server to measure the writer.
+    public var onDurable: (@Sendable (DurableFrame) -> Void)?
 
     public init(directory: String, nodeID: LogKey) {
         self.directory = directory
@@ -60,4 +60,16 @@ public struct LogFaults: Sendable {
         self.write = write
         self.sync = sync
     }
+}
+
+/// A frame that just became durable, as `LogConfiguration.onDurable` sees it.
+public struct DurableFrame: Sendable {
+    public var firstLSN: LSN
+    /// The appends of the frame, in LSN order.
+    public var appends: [[LogRecord]]
+    public var recordCount: Int
+    /// Bytes of the frame on disk (header and payload).
+    public var sizeBytes: Int
+    /// How long the write and fdatasync of this frame took.
+    public var writeAndSyncDuration: Duration
 }

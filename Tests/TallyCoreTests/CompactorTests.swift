@@ -11,7 +11,7 @@ import TallyLog
         try compactor.catchUp(through: 0)
         var config = LogConfiguration(directory: dir.path, nodeID: LogKey(testNode))
         config.segmentSizeBytes = 8_192
-        config.onDurable = { first, appends in compactor.absorb(firstLSN: first, groups: appends) }
+        config.onDurable = { compactor.absorb($0) }
         let log = try Log.open(config)
 
         // Concurrent appenders of random sizes and keys.

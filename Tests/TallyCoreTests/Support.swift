@@ -99,7 +99,7 @@ struct Node {
         let compactor = Compactor(reader: LogReader(directory: directory))
         var config = LogConfiguration(directory: directory, nodeID: LogKey(testNode))
         config.segmentSizeBytes = segmentSizeBytes
-        config.onDurable = { first, appends in compactor.absorb(firstLSN: first, groups: appends) }
+        config.onDurable = { compactor.absorb($0) }
         log = try Log.open(config)
         self.compactor = compactor
         checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink,

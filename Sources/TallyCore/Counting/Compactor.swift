@@ -49,7 +49,11 @@ public final class Compactor: Sendable {
     /// Called on the log writer's thread for each durable frame. Never blocks on I/O.
     public func absorb(firstLSN: LSN, groups: some Collection<[LogRecord]>) {
         state.withLock { state in
-            guard var table = state.table, !state.hasGap else { return }
+            guard var table = state.table, !state.hasGap else {
+                // Not counted yet (checkpoint LSN unknown, or a gap): it is still pending.
+                if state.oldestPendingAt == nil { state.oldestPendingAt = .now }
+                return
+            }
             let count = groups.reduce(0) { $0 + LSN($1.count) }
             guard count > 0, firstLSN + count - 1 > table.lastLSN else { return }  // already absorbed
             guard firstLSN == table.nextLSN else {
@@ -67,13 +71,18 @@ public final class Compactor: Sendable {
         }
     }
 
+    /// `absorb(firstLSN:groups:)` for a frame the log reports durable.
+    public func absorb(_ frame: DurableFrame) {
+        absorb(firstLSN: frame.firstLSN, groups: frame.appends)
+    }
+
     /// Starts (or restarts) the table right after `checkpointLSN`, dropping whatever it held.
     /// The caller then runs `catchUp(through:)` to read what the log holds after that LSN.
     public func reset(after checkpointLSN: LSN) {
         state.withLock { state in
             state.table = DeltaTable(after: checkpointLSN)
             state.hasGap = true
-            state.oldestPendingAt = nil
+            // oldestPendingAt stays: what was pending before the reset is pending still.
         }
     }
 
@@ -114,7 +123,7 @@ public final class Compactor: Sendable {
         state.withLock { state in
             guard let table = state.table else { return nil }
             state.table = DeltaTable(after: table.lastLSN)
-            state.oldestPendingAt = nil
+            if !state.hasGap { state.oldestPendingAt = nil }
             return table
         }
     }

@@ -24,6 +24,8 @@ public final class CountingNode: Sendable {
         public var segmentSizeBytes: Int = 64 << 20
         public var maxLogSizeBytes: Int?
         public var checkpointInterval: Duration = .seconds(9)
+        /// Also told of every durable frame (after the compactor), e.g. for metrics. Must not block.
+        public var frameObserver: (@Sendable (DurableFrame) -> Void)?
 
         public init(dataDirectory: String) {
             self.dataDirectory = dataDirectory
@@ -47,7 +49,11 @@ public final class CountingNode: Sendable {
         var configuration = LogConfiguration(directory: options.walDirectory, nodeID: LogKey(identity.id))
         configuration.segmentSizeBytes = options.segmentSizeBytes
         configuration.maxLogSizeBytes = options.maxLogSizeBytes
-        configuration.onDurable = { firstLSN, appends in compactor.absorb(firstLSN: firstLSN, groups: appends) }
+        let observer = options.frameObserver
+        configuration.onDurable = { frame in
+            compactor.absorb(frame)
+            observer?(frame)
+        }
 
         let hasSegments = (LogLocation.segmentDirectory(for: options.walDirectory) != nil)
         if !hasSegments && !identity.isNew {

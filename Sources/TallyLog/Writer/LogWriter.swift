@@ -189,6 +189,8 @@ final class LogWriter: @unchecked Sendable {
         let firstLSN = nextLSN
         encoder.encode(batch.lazy.map(\.records), recordCount: recordCount, firstLSN: firstLSN)
         let frameSize = encoder.frameLength
+        let clock = ContinuousClock()
+        let started = clock.now
         do {
             if active.frameCount > 0 && active.entry.sizeBytes + frameSize > configuration.segmentSizeBytes {
                 try rollActiveSegment()
@@ -204,7 +206,10 @@ final class LogWriter: @unchecked Sendable {
         nextLSN = firstLSN + LSN(recordCount)
         sizeBytes.add(frameSize, ordering: .relaxed)
         durable.store(nextLSN - 1, ordering: .releasing)
-        configuration.onDurable?(firstLSN, batch.map(\.records))
+        if let onDurable = configuration.onDurable {
+            onDurable(DurableFrame(firstLSN: firstLSN, appends: batch.map(\.records), recordCount: recordCount,
+                                   sizeBytes: frameSize, writeAndSyncDuration: clock.now - started))
+        }
 
         var lastLSN = firstLSN - 1
         for append in batch {
