@@ -3,10 +3,9 @@ import PackageDescription
 
 // Targets follow DESIGN.md; imports point one way, down this picture:
 //
-//   tally ─▶ TallyPostgres ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
-//                    └─▶ CLibPQ
-//
-// TallyServer (the HTTP front) joins with its issue.
+//   tally ─▶ TallyServer ─▶ TallyPostgres ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
+//                  │              └─▶ CLibPQ
+//                  └─▶ Hummingbird, Prometheus, ServiceLifecycle
 let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
@@ -19,6 +18,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Without default traits: Tally needs neither swift-configuration nor full Foundation in the server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -26,12 +29,24 @@ let package = Package(
         .target(name: "TallyLog", dependencies: ["CLZ4"]),
         .target(name: "TallyCore", dependencies: ["TallyLog", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TallyPostgres", dependencies: ["TallyCore", "CLibPQ"]),
+        .target(
+            name: "TallyServer",
+            dependencies: [
+                "TallyCore",
+                "TallyPostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "tally",
             dependencies: [
                 "TallyLog",
                 "TallyCore",
                 "TallyPostgres",
+                "TallyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -40,6 +55,10 @@ let package = Package(
         .testTarget(name: "TallyPostgresTests", dependencies: ["TallyPostgres"]),
         // Counting against a real PostgreSQL: exactly-once across crashes, outages, recovery.
         .testTarget(name: "TallyIntegrationTests", dependencies: ["TallyCore", "TallyPostgres"]),
+        .testTarget(
+            name: "TallyServerTests",
+            dependencies: ["TallyServer", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         // Runs the built `tally` binary as an operator would.
         .testTarget(name: "TallyCLITests", dependencies: ["tally", "TallyLog"]),
     ]

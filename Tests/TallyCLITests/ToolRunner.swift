@@ -23,8 +23,13 @@ enum Tool {
     }()
 
     static func run(_ arguments: [String]) throws -> ToolRun {
+        try runExternal(path, arguments)
+    }
+
+    /// Runs any program to completion, capturing its output.
+    static func runExternal(_ executable: String, _ arguments: [String]) throws -> ToolRun {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let out = Pipe()
         let err = Pipe()

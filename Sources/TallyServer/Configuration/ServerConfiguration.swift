@@ -1,0 +1,32 @@
+import Foundation
+import Logging
+
+/// Everything `tally serve` can be told. The command line fills it; tests build it directly.
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDirectory = "data"
+    public var databaseURL: String
+    public var checkpointInterval: Duration = .seconds(9)
+    public var nodeID: UUID?
+    /// Larger bodies get 413 before they are read whole.
+    public var maxBodyBytes = 4 * 1024
+    /// Token-bucket rate per client; nil turns rate limiting off.
+    public var rateLimitPerSecond: Double?
+    public var rateBurst = 100
+    public var trustedProxies: Set<String> = []
+    /// When set, every route but /healthz needs `Authorization: Bearer <key>`.
+    public var apiKeys: APIKeys?
+    public var maxLogBytes: Int? = 8 << 30
+    public var segmentSizeBytes = 64 << 20
+    /// Connections idle this long are closed (slow or abandoned clients hold nothing).
+    public var idleTimeout: Duration = .seconds(30)
+    /// Upper bound on the whole graceful stop (drain, final checkpoint).
+    public var shutdownTimeout: Duration = .seconds(9)
+    /// Adds `GET|POST /bench/ceiling`, a plain 200 with no work, to measure the HTTP ceiling.
+    public var benchRoutes = false
+
+    public init(databaseURL: String) {
+        self.databaseURL = databaseURL
+    }
+}

@@ -1,0 +1,42 @@
+import Hummingbird
+import NIOCore
+import TallyCore
+import TallyLog
+
+/// `/healthz`, `/readyz` and `/metrics`.
+struct StatusRoutes: Sendable {
+    let log: Log
+    let checkpointer: Checkpointer
+    let metrics: ServerMetrics
+
+    /// The process is alive (and answering HTTP).
+    func health() -> Response {
+        JSONResponse.make(.ok, #"{"status":"alive"}"#)
+    }
+
+    /// Ready when the log takes writes and PostgreSQL is less than 10 s behind.
+    func readiness() -> Response {
+        let status = checkpointer.status
+        let lagSeconds = ServerMetrics.seconds(status.lag())
+        if let stopped = log.stopReason {
+            return JSONResponse.error(.serviceUnavailable, "the log accepts no writes: \(stopped)")
+        }
+        if let limit = log.configuration.maxLogSizeBytes, log.sizeBytes > limit {
+            return JSONResponse.error(.serviceUnavailable, "the log is over its disk budget (\(log.sizeBytes) of \(limit) bytes)")
+        }
+        if status.lag() >= CheckpointerConfiguration.freshnessBound {
+            let reason = status.lastError.map { "; last checkpoint error: \($0)" } ?? ""
+            return JSONResponse.error(.serviceUnavailable,
+                                      "checkpoint lag \(String(format: "%.1f", lagSeconds)) s is over 10 s\(reason)")
+        }
+        return JSONResponse.make(.ok, #"{"status":"ready","checkpoint_lag_seconds":\#(String(format: "%.3f", lagSeconds))}"#)
+    }
+
+    func prometheus() -> Response {
+        let bytes = metrics.render(log: log, checkpointer: checkpointer)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+import Foundation

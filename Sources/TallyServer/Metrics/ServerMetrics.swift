@@ -1,0 +1,109 @@
+import Prometheus
+import TallyCore
+import TallyLog
+
+/// The daemon's metrics, in Prometheus' text format at `GET /metrics`.
+///
+/// Request counters are created once for every (route, status) pair the server can answer,
+/// so counting a request is an array lookup and an atomic add: no label dictionaries and
+/// no allocation on the request path. Log and checkpoint gauges are read at scrape time.
+public final class ServerMetrics: Sendable {
+    public enum Route: Int, CaseIterable, Sendable {
+        case increment, healthz, readyz, metrics, other
+        var label: String { ["/increment", "/healthz", "/readyz", "/metrics", "other"][rawValue] }
+    }
+
+    static let statuses = [200, 400, 401, 404, 405, 413, 429, 500, 503]
+
+    public let registry = PrometheusCollectorRegistry()
+    private let requests: [Counter]
+    private let ackLatency: DurationHistogram
+    private let syncLatency: DurationHistogram
+    private let recordsPerFrame: ValueHistogram
+    private let rateLimited: Counter
+    private let logBytes: Gauge
+    private let logSegments: Gauge
+    private let durableLSN: Gauge
+    private let checkpointLSN: Gauge
+    private let checkpointDuration: Gauge
+    private let checkpointLag: Gauge
+    private let pendingKeys: Gauge
+    private let pendingRecords: Gauge
+    private let checkpointFailures: Gauge
+    private let checkpointsCompleted: Gauge
+    private let postgresUp: Gauge
+
+    public init() {
+        var requests: [Counter] = []
+        for route in Route.allCases {
+            for status in Self.statuses {
+                requests.append(registry.makeCounter(
+                    name: "tally_http_requests_total", labels: [("route", route.label), ("status", String(status))],
+                    help: "HTTP requests by route and status"))
+            }
+        }
+        self.requests = requests
+        let latencyBuckets: [Duration] = [.microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2),
+                                          .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                          .milliseconds(100), .milliseconds(250), .seconds(1)]
+        ackLatency = registry.makeDurationHistogram(
+            name: "tally_increment_ack_seconds", buckets: latencyBuckets,
+            help: "Time from receiving an increment to its durable 200")
+        syncLatency = registry.makeDurationHistogram(
+            name: "tally_log_fdatasync_seconds", buckets: latencyBuckets,
+            help: "Write plus fdatasync time of each log frame")
+        recordsPerFrame = registry.makeValueHistogram(
+            name: "tally_log_records_per_frame", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384],
+            help: "Records per group-commit frame")
+        rateLimited = registry.makeCounter(name: "tally_rate_limited_requests_total", help: "Requests refused with 429")
+        logBytes = registry.makeGauge(name: "tally_log_bytes", help: "Bytes in the log's segment files")
+        logSegments = registry.makeGauge(name: "tally_log_segments", help: "Segment files of the log")
+        durableLSN = registry.makeGauge(name: "tally_log_durable_lsn", help: "Highest LSN on disk")
+        checkpointLSN = registry.makeGauge(name: "tally_checkpoint_lsn", help: "LSN PostgreSQL holds for this node")
+        checkpointDuration = registry.makeGauge(name: "tally_checkpoint_duration_seconds", help: "Duration of the last checkpoint")
+        checkpointLag = registry.makeGauge(
+            name: "tally_checkpoint_lag_seconds", help: "Age of the oldest increment not yet in PostgreSQL")
+        pendingKeys = registry.makeGauge(name: "tally_pending_keys", help: "Distinct keys waiting for a checkpoint")
+        pendingRecords = registry.makeGauge(name: "tally_pending_records", help: "Increments waiting for a checkpoint")
+        checkpointFailures = registry.makeGauge(
+            name: "tally_checkpoint_failures", help: "Checkpoints that failed since start")
+        checkpointsCompleted = registry.makeGauge(
+            name: "tally_checkpoints_completed", help: "Checkpoints that reached PostgreSQL since start")
+        postgresUp = registry.makeGauge(name: "tally_postgres_up", help: "1 while checkpoints reach PostgreSQL")
+    }
+
+    public func countRequest(_ route: Route, status: Int) {
+        guard let index = Self.statuses.firstIndex(of: status) else { return }
+        requests[route.rawValue * Self.statuses.count + index].increment()
+    }
+
+    public func recordAcknowledged(after duration: Duration) { ackLatency.record(duration) }
+    public func recordRateLimited() { rateLimited.increment() }
+
+    /// Called by the log's writer for each durable frame.
+    public func recordFrame(_ frame: DurableFrame) {
+        syncLatency.record(frame.writeAndSyncDuration)
+        recordsPerFrame.record(Double(frame.recordCount))
+    }
+
+    /// Renders the text format, refreshing the gauges that are read rather than pushed.
+    public func render(log: Log, checkpointer: Checkpointer) -> [UInt8] {
+        let status = checkpointer.status
+        logBytes.set(Double(log.sizeBytes))
+        logSegments.set(Double(log.segmentCount))
+        durableLSN.set(Double(log.durableLSN))
+        checkpointLSN.set(Double(status.checkpointLSN ?? 0))
+        checkpointDuration.set(Double(status.lastDuration.map(Self.seconds) ?? 0.0))
+        checkpointLag.set(Self.seconds(status.lag()))
+        pendingKeys.set(Double(status.pendingKeys))
+        pendingRecords.set(Double(status.pendingRecords))
+        checkpointFailures.set(Double(status.checkpointsFailed))
+        checkpointsCompleted.set(Double(status.checkpointsCompleted))
+        postgresUp.set(status.sinkAvailable ? 1.0 : 0.0)
+        return registry.emitToBuffer()
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+}

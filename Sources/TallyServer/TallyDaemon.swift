@@ -1,0 +1,101 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TallyCore
+import TallyPostgres
+
+/// `tally serve`: the counting node behind the HTTP API, run as a service group so that
+/// SIGTERM/SIGINT stop it in order — the server stops accepting and drains its requests,
+/// then the log closes (flushing what is queued) and a final checkpoint runs.
+public enum TallyDaemon {
+    public static func run(_ configuration: ServerConfiguration, logger: Logger,
+                           onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let client = PostgresClient(url: configuration.databaseURL)
+        let metrics = ServerMetrics()
+        var options = CountingNode.Options(dataDirectory: configuration.dataDirectory)
+        options.requestedNodeID = configuration.nodeID
+        options.segmentSizeBytes = configuration.segmentSizeBytes
+        options.maxLogSizeBytes = configuration.maxLogBytes
+        options.checkpointInterval = configuration.checkpointInterval
+        options.frameObserver = { metrics.recordFrame($0) }
+        let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
+
+        let app = makeApplication(node: node, metrics: metrics, configuration: configuration, logger: logger,
+                                  onListening: onListening)
+        let counting = CountingService(node: node, migrations: Migrations(client: client),
+                                       finalCheckpointTimeout: configuration.shutdownTimeout - .seconds(2), logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [.init(service: counting), .init(service: app)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        try await ServiceGroup(configuration: groupConfiguration).run()
+    }
+}
+
+extension TallyDaemon {
+    /// The HTTP application alone (tests drive it with HummingbirdTesting).
+    public static func makeApplication(
+        node: CountingNode, metrics: ServerMetrics, configuration: ServerConfiguration, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> Application<RouterResponder<TallyRequestContext>> {
+        let router = TallyRouter.build(node: node, metrics: metrics, configuration: configuration)
+        let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(idleSeconds))),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                logger.info("listening", metadata: ["address": "\(configuration.host):\(port)"])
+                await onListening(port)
+            },
+            logger: logger
+        )
+    }
+}
+
+/// Migrations, the checkpoint loop and the final checkpoint, as one service.
+///
+/// Started first and stopped last: the service group stops the HTTP server (and waits for
+/// its requests) before this service hears of the shutdown.
+struct CountingService: Service {
+    let node: CountingNode
+    let migrations: Migrations
+    let finalCheckpointTimeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await migrateWhenReachable()
+            await node.run()
+        }
+        do {
+            try await node.shutdown(finalCheckpointTimeout: max(finalCheckpointTimeout, .seconds(1)))
+        } catch {
+            logger.error("final checkpoint failed; the log keeps every increment for the next start or tally recover",
+                         metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// PostgreSQL may be down at start: the daemon serves anyway and migrates once it can.
+    private func migrateWhenReachable() async {
+        var backoff = Duration.milliseconds(200)
+        var logged = false
+        while !Task.isCancelled {
+            do {
+                let applied = try await migrations.migrate()
+                if !applied.isEmpty { logger.notice("schema migrated", metadata: ["versions": "\(applied)"]) }
+                return
+            } catch {
+                if !logged {
+                    logger.warning("cannot migrate yet; serving anyway, checkpoints wait", metadata: ["error": "\(error)"])
+                    logged = true
+                }
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(5))
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TallyServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the counter daemon.",
+        discussion: """
+            Every option can also be set by an environment variable, named after it: \
+            TALLY_LISTEN, TALLY_DATA_DIR, TALLY_DATABASE_URL (or plain DATABASE_URL), \
+            TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_RATE_LIMIT, \
+            TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
+            TALLY_MAX_LOG_BYTES, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
+            Durations take ms, s, m or h (9s, 500ms, 1m); sizes take B, KiB, MiB, GiB or KB, MB, GB.
+
+            SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the log, run a \
+            final checkpoint, exit 0.
+            """
+    )
+
+    @Option(help: "Address to listen on, host:port. (TALLY_LISTEN; default 127.0.0.1:8080)")
+    var listen: String?
+
+    @Option(name: .customLong("data-dir"), help: "Runtime directory: the log (wal/) and the node id. (TALLY_DATA_DIR; default data)")
+    var dataDirectory: String?
+
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL. (TALLY_DATABASE_URL or DATABASE_URL)")
+    var databaseURL: String?
+
+    @Option(name: .customLong("checkpoint-interval"),
+            help: "How often sums go to PostgreSQL; must stay under 10s for the freshness bound. (default 9s)")
+    var checkpointInterval: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's UUID; created and kept in <data-dir>/node-id when absent.")
+    var nodeID: String?
+
+    @Option(name: .customLong("max-body-bytes"), help: "Larger request bodies get 413. (default 4KiB)")
+    var maxBodyBytes: String?
+
+    @Option(name: .customLong("rate-limit"), help: "Requests per second per client; off when absent.")
+    var rateLimit: Double?
+
+    @Option(name: .customLong("rate-burst"), help: "Requests a client may send at once before the rate applies. (default 100)")
+    var rateBurst: Int?
+
+    @Option(name: .customLong("trusted-proxy"),
+            help: "A proxy address whose X-Forwarded-For is believed for rate limiting; repeatable.")
+    var trustedProxies: [String] = []
+
+    @Option(name: .customLong("api-keys-file"),
+            help: "File of API keys, one per line; when set, every route but /healthz needs Authorization: Bearer <key>.")
+    var apiKeysFile: String?
+
+    @Option(name: .customLong("max-log-bytes"),
+            help: "Disk budget of the log; past it increments get 503 until PostgreSQL catches up. (default 8GiB)")
+    var maxLogBytes: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (default info)")
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: "text or json. (default text)")
+    var logFormat: String?
+
+    @Flag(name: .customLong("bench-routes"), help: .hidden)
+    var benchRoutes = false
+
+    mutating func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ value: String?, _ name: String) -> String? {
+            value ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+
+        let level = setting(logLevel, "TALLY_LOG_LEVEL") ?? "info"
+        guard let parsedLevel = Logger.Level(rawValue: level) else { throw ValidationError("--log-level: unknown level \(level)") }
+        let format = setting(logFormat, "TALLY_LOG_FORMAT") ?? "text"
+        guard format == "text" || format == "json" else { throw ValidationError("--log-format must be text or json") }
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == "json" ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsedLevel
+            return handler
+        }
+        let logger = Logger(label: "tally")
+
+        guard let url = setting(databaseURL, "TALLY_DATABASE_URL") ?? setting(nil, "DATABASE_URL") else {
+            throw ValidationError("give --database-url (or set DATABASE_URL)")
+        }
+        var configuration = ServerConfiguration(databaseURL: url)
+        let address = setting(listen, "TALLY_LISTEN") ?? "127.0.0.1:8080"
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw ValidationError("--listen must be host:port, got \(address)")
+        }
+        configuration.host = String(address[..<colon])
+        configuration.port = port
+        configuration.dataDirectory = setting(dataDirectory, "TALLY_DATA_DIR") ?? "data"
+        if let text = setting(checkpointInterval, "TALLY_CHECKPOINT_INTERVAL") {
+            guard let interval = ValueParsing.duration(text), interval > .zero else {
+                throw ValidationError("--checkpoint-interval: \(text) is not a duration like 9s or 500ms")
+            }
+            configuration.checkpointInterval = interval
+        }
+        if let text = setting(nodeID, "TALLY_NODE_ID") {
+            guard let id = UUID(uuidString: text) else { throw ValidationError("--node-id must be a UUID") }
+            configuration.nodeID = id
+        }
+        if let text = setting(maxBodyBytes, "TALLY_MAX_BODY_BYTES") {
+            guard let bytes = ValueParsing.byteCount(text), bytes > 0 else { throw ValidationError("--max-body-bytes: \(text)") }
+            configuration.maxBodyBytes = bytes
+        }
+        if let rate = rateLimit ?? environment["TALLY_RATE_LIMIT"].flatMap(Double.init) {
+            guard rate > 0 else { throw ValidationError("--rate-limit must be positive") }
+            configuration.rateLimitPerSecond = rate
+        }
+        if let burst = rateBurst ?? environment["TALLY_RATE_BURST"].flatMap(Int.init) {
+            guard burst >= 1 else { throw ValidationError("--rate-burst must be at least 1") }
+            configuration.rateBurst = burst
+        }
+        let proxies = trustedProxies.isEmpty
+            ? (environment["TALLY_TRUSTED_PROXY"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            : trustedProxies
+        configuration.trustedProxies = Set(proxies.filter { !$0.isEmpty })
+        if let path = setting(apiKeysFile, "TALLY_API_KEYS_FILE") {
+            configuration.apiKeys = try APIKeys(contentsOfFile: path)
+        }
+        if let text = setting(maxLogBytes, "TALLY_MAX_LOG_BYTES") {
+            guard let bytes = ValueParsing.byteCount(text), bytes > 0 else { throw ValidationError("--max-log-bytes: \(text)") }
+            configuration.maxLogBytes = bytes
+        }
+        configuration.benchRoutes = benchRoutes
+        try await TallyDaemon.run(configuration, logger: logger)
+    }
+}
