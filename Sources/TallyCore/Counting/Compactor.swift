@@ -122,7 +122,7 @@ public final class Compactor: Sendable {
     public func take() -> DeltaTable? {
         state.withLock { state in
             guard let table = state.table else { return nil }
-            state.table = DeltaTable(after: table.lastLSN)
+            state.table = DeltaTable(after: table.lastLSN, expectedKeys: table.keyCount)
             if !state.hasGap { state.oldestPendingAt = nil }
             return table
         }

@@ -12,10 +12,13 @@ public struct DeltaTable: Sendable, Equatable {
     public private(set) var lastLSN: LSN
     public private(set) var sums: [LogKey: Int128]
 
-    public init(after baseLSN: LSN) {
+    /// - Parameter expectedKeys: room to reserve; a checkpointer passes the previous
+    ///   interval's key count so a steady workload never pays for rehashing as it grows.
+    public init(after baseLSN: LSN, expectedKeys: Int = 0) {
         self.baseLSN = baseLSN
         self.lastLSN = baseLSN
         self.sums = [:]
+        if expectedKeys > 0 { sums.reserveCapacity(expectedKeys) }
     }
 
     public var isEmpty: Bool { lastLSN == baseLSN }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# make bench: the in-process benchmarks (ordo-one/benchmark) and the 1 M-key checkpoint
+# beside psql, in one run. Results go to bench/results/ with the date. Never part of make test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+
+echo "== in-process: log and compactor (ordo-one/benchmark, release build)"
+swift package --package-path Benchmarks --allow-writing-to-package-directory benchmark --no-progress \
+  | tee "bench/results/log-$stamp.txt"
+
+echo "== checkpoint: 1 M distinct keys, Tally's sink beside psql COPY + upsert (throw-away PostgreSQL)"
+swift build --package-path Benchmarks -c release --product CheckpointBench >/dev/null
+scripts/with-test-postgres.sh sh -c 'Benchmarks/.build/release/CheckpointBench "$TALLY_TEST_DATABASE_URL" 1000000' \
+  | tee "bench/results/checkpoint-$stamp.txt"
