@@ -14,3 +14,7 @@ echo "== checkpoint: 1 M distinct keys, Tally's sink beside psql COPY + upsert (
 swift build --package-path Benchmarks -c release --product CheckpointBench >/dev/null
 scripts/with-test-postgres.sh sh -c 'Benchmarks/.build/release/CheckpointBench "$TALLY_TEST_DATABASE_URL" 1000000' \
   | tee "bench/results/checkpoint-$stamp.txt"
+
+echo "== HTTP: wrk POST /increment (fresh UUID per request) vs the same server's no-op route"
+swift build -c release --product tally >/dev/null
+scripts/with-test-postgres.sh scripts/bench-http.sh .build/release/tally | tee "bench/results/http-$stamp.txt"
