@@ -9,7 +9,7 @@ DEV_PG_PORT ?= 5433
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:$(DEV_PG_PORT)/postgres
 DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3
 
-.PHONY: deps build release test run bench db-up db-down db-clear clean
+.PHONY: deps build release test soak run bench db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
@@ -29,6 +29,10 @@ release: deps
 ## test: every test, against a throw-away PostgreSQL started and stopped here
 test: deps
 	scripts/with-test-postgres.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
+
+## soak: the end-to-end suites with 200 kill -9 rounds instead of 20 (about 10 minutes)
+soak: deps
+	TALLY_SOAK_ROUNDS=200 scripts/with-test-postgres.sh $(SWIFT) test --filter EndToEnd
 
 ## run: local PostgreSQL under data/postgres, then the daemon on 127.0.0.1:8080
 run: deps db-up build
