@@ -16,14 +16,24 @@ import TallyLog
 /// Deltas arrive sorted by key and are upserted in that order, so concurrent checkpoints of
 /// several nodes lock rows in the same order and cannot deadlock.
 public final class PostgresCheckpointSink: CheckpointSink {
+    /// How the deltas travel to the server. Both are measured by `CheckpointBench`.
+    public enum BulkMethod: String, Sendable, CaseIterable {
+        /// `INSERT … SELECT … FROM unnest($1::uuid[], $2::numeric[])`, one statement per chunk.
+        case unnest
+        /// `COPY` of each chunk into a temporary table, then `INSERT … SELECT` from it.
+        case copy
+    }
+
     private let client: PostgresClient
     /// Rows per upsert statement: bounds statement size and server memory per statement.
     public let chunkRows: Int
+    public let bulkMethod: BulkMethod
 
-    public init(client: PostgresClient, chunkRows: Int = 10_000) {
+    public init(client: PostgresClient, chunkRows: Int = 10_000, bulkMethod: BulkMethod = .unnest) {
         precondition(chunkRows >= 1, "chunks hold at least one row")
         self.client = client
         self.chunkRows = chunkRows
+        self.bulkMethod = bulkMethod
     }
 
     public func checkpointLSN(node: UUID) async throws -> LSN {
@@ -47,12 +57,14 @@ public final class PostgresCheckpointSink: CheckpointSink {
 
     public func apply(_ batch: CheckpointBatch) async throws {
         let chunkRows = chunkRows
+        let method = bulkMethod
         try await client.withConnection { connection in
-            try Self.apply(batch, on: connection, chunkRows: chunkRows)
+            try Self.apply(batch, on: connection, chunkRows: chunkRows, method: method)
         }
     }
 
-    private static func apply(_ batch: CheckpointBatch, on connection: PostgresConnection, chunkRows: Int) throws {
+    private static func apply(_ batch: CheckpointBatch, on connection: PostgresConnection, chunkRows: Int,
+                              method: BulkMethod) throws {
         let node = batch.node.uuidString
         try connection.execute("BEGIN")
         do {
@@ -69,7 +81,10 @@ public final class PostgresCheckpointSink: CheckpointSink {
             var start = 0
             while start < batch.deltas.count {
                 let end = min(start + chunkRows, batch.deltas.count)
-                try upsert(batch.deltas[start..<end], on: connection)
+                switch method {
+                case .unnest: try upsert(batch.deltas[start..<end], on: connection)
+                case .copy: try copyAndUpsert(batch.deltas[start..<end], on: connection)
+                }
                 start = end
             }
             let moved = try connection.execute(
@@ -91,6 +106,27 @@ public final class PostgresCheckpointSink: CheckpointSink {
             guard error.connectionBroken else { throw error }
             throw CheckpointSinkError.outcomeUnknown(reason: error.description)
         }
+    }
+
+    /// One bounded upsert through COPY: the chunk goes into a temporary table (created once
+    /// per session, emptied at each commit) as CSV, then is upserted in key order.
+    private static func copyAndUpsert(_ deltas: ArraySlice<KeyDelta>, on connection: PostgresConnection) throws {
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS tally_stage (key uuid, total numeric) ON COMMIT DELETE ROWS")
+        try connection.execute("TRUNCATE tally_stage")
+        var csv = ""
+        csv.reserveCapacity(deltas.count * 48)
+        for delta in deltas {
+            csv += delta.key.uuidString
+            csv += ","
+            csv += String(delta.sum)
+            csv += "\n"
+        }
+        try connection.copyIn("COPY tally_stage (key, total) FROM STDIN (FORMAT csv)", data: Array(csv.utf8))
+        try connection.execute("""
+            INSERT INTO \(TableNames.counts) AS c (key, total, updated_at)
+            SELECT key, total, now() FROM tally_stage ORDER BY key
+            ON CONFLICT (key) DO UPDATE SET total = c.total + EXCLUDED.total, updated_at = EXCLUDED.updated_at
+            """)
     }
 
     /// One bounded upsert: keys and totals as two array parameters (`{a,b,…}` text form).

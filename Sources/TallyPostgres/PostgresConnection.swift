@@ -42,6 +42,9 @@ public final class PostgresConnection {
             PQfinish(connection)
             throw PostgresError(sqlState: nil, message: "cannot connect: \(message)", connectionBroken: true)
         }
+        // Server notices ("relation already exists, skipping") are not errors; libpq would
+        // print them on stderr, in the middle of the daemon's structured logs.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
     }
 

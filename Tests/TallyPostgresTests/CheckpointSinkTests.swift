@@ -9,9 +9,10 @@ import TallyPostgres
         keys.sorted().enumerated().map { KeyDelta(key: $0.element, sum: sum($0.offset)) }
     }
 
-    @Test func insertsThenAddsToTotalsAndMovesTheLSN() async throws {
+    @Test(arguments: PostgresCheckpointSink.BulkMethod.allCases)
+    func insertsThenAddsToTotalsAndMovesTheLSN(method: PostgresCheckpointSink.BulkMethod) async throws {
         let client = try await TestDatabase.client()
-        let sink = PostgresCheckpointSink(client: client, chunkRows: 7)  // several chunks
+        let sink = PostgresCheckpointSink(client: client, chunkRows: 7, bulkMethod: method)  // several chunks
         let node = UUID()
         let keys = TestDatabase.randomKeys(50)
         #expect(try await sink.checkpointLSN(node: node) == 0)
@@ -25,9 +26,10 @@ import TallyPostgres
         }
     }
 
-    @Test func totalsGoBeyondInt64() async throws {
+    @Test(arguments: PostgresCheckpointSink.BulkMethod.allCases)
+    func totalsGoBeyondInt64(method: PostgresCheckpointSink.BulkMethod) async throws {
         let client = try await TestDatabase.client()
-        let sink = PostgresCheckpointSink(client: client)
+        let sink = PostgresCheckpointSink(client: client, bulkMethod: method)
         let node = UUID()
         let key = LogKey(UUID())
         let max = Int128(Int64.max)

@@ -35,7 +35,8 @@ func residentBytes() -> Int {
 
 let client = PostgresClient(url: url)
 try await Migrations(client: client).migrate()
-let sink = PostgresCheckpointSink(client: client)
+let unnestSink = PostgresCheckpointSink(client: client, chunkRows: 10_000, bulkMethod: .unnest)
+let copySink = PostgresCheckpointSink(client: client, chunkRows: 100_000, bulkMethod: .copy)
 
 // The deltas: distinct random keys, sorted as a checkpoint sorts them. The table's RSS is
 // measured around building it.
@@ -77,7 +78,8 @@ func timePsql() -> Double {
     return seconds(ContinuousClock.now - start)
 }
 
-func timeSink(previous: LSN, lsn: LSN, node: UUID) async throws -> Double {
+func timeSink(_ sink: PostgresCheckpointSink, previous: LSN, lsn: LSN, node: UUID) async throws -> Double {
+    _ = try await client.withConnection { connection in _ = try connection.execute("TRUNCATE tally_counts") }
     let start = ContinuousClock.now
     try await sink.apply(CheckpointBatch(node: node, previousLSN: previous, lsn: lsn, deltas: deltas))
     return seconds(ContinuousClock.now - start)
@@ -85,27 +87,42 @@ func timeSink(previous: LSN, lsn: LSN, node: UUID) async throws -> Double {
 
 // A table of the same shape for psql, so both start from the same state.
 _ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts; CREATE TABLE bench_counts (LIKE tally_counts INCLUDING ALL)' > /dev/null")
-_ = try await client.withConnection { connection in _ = try connection.execute("TRUNCATE tally_counts") }
-let node = UUID()
 
-let psqlInsert = timePsql()
-let tallyInsert = try await timeSink(previous: 0, lsn: LSN(keyCount), node: node)
-let psqlUpdate = timePsql()
-let tallyUpdate = try await timeSink(previous: LSN(keyCount), lsn: LSN(2 * keyCount), node: node)
+func timePsqlPair() -> (insert: Double, update: Double) {
+    _ = run("psql -q '\(url)' -c 'TRUNCATE bench_counts' > /dev/null")
+    return (timePsql(), timePsql())
+}
+
+/// Insert path (empty table) then update path (same keys again) for one sink.
+func timeSinkPair(_ sink: PostgresCheckpointSink) async throws -> (insert: Double, update: Double) {
+    let node = UUID()
+    let insert = try await timeSink(sink, previous: 0, lsn: LSN(keyCount), node: node)
+    let start = ContinuousClock.now
+    try await sink.apply(CheckpointBatch(node: node, previousLSN: LSN(keyCount), lsn: LSN(2 * keyCount), deltas: deltas))
+    return (insert, seconds(ContinuousClock.now - start))
+}
+
+// Interleaved, so that drift in the machine's load hits every contender alike.
+let psqlTimes = timePsqlPair()
+let unnestTimes = try await timeSinkPair(unnestSink)
+let copyTimes = try await timeSinkPair(copySink)
 _ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts' > /dev/null")
 
 func line(_ name: String, _ tally: Double, _ psql: Double) -> String {
-    String(format: "%-12@ tally %6.2f s (%7.0f rows/s)   psql COPY+upsert %6.2f s   ratio %.2f", name as NSString,
+    String(format: "%-22@ tally %6.2f s (%7.0f rows/s)   psql COPY+upsert %6.2f s   ratio %.2f", name as NSString,
            tally, Double(keyCount) / tally, psql, tally / psql)
 }
-print("checkpoint of \(keyCount) distinct keys (chunks of \(sink.chunkRows) rows, unnest arrays)")
-print(line("insert path", tallyInsert, psqlInsert))
-print(line("update path", tallyUpdate, psqlUpdate))
+print("checkpoint of \(keyCount) distinct keys")
+print(line("insert, unnest 10k", unnestTimes.insert, psqlTimes.insert))
+print(line("update, unnest 10k", unnestTimes.update, psqlTimes.update))
+print(line("insert, COPY 100k", copyTimes.insert, psqlTimes.insert))
+print(line("update, COPY 100k", copyTimes.update, psqlTimes.update))
 print(String(format: "delta table RSS for %d keys: %.1f MB", keyCount, Double(rssTable) / 1_000_000))
 let result: [String: Any] = [
-    "keys": keyCount, "chunk_rows": sink.chunkRows,
-    "insert_seconds": tallyInsert, "insert_psql_seconds": psqlInsert, "insert_ratio": tallyInsert / psqlInsert,
-    "update_seconds": tallyUpdate, "update_psql_seconds": psqlUpdate, "update_ratio": tallyUpdate / psqlUpdate,
+    "keys": keyCount,
+    "psql_insert_seconds": psqlTimes.insert, "psql_update_seconds": psqlTimes.update,
+    "unnest_insert_seconds": unnestTimes.insert, "unnest_update_seconds": unnestTimes.update,
+    "copy_insert_seconds": copyTimes.insert, "copy_update_seconds": copyTimes.update,
     "delta_table_rss_bytes": rssTable,
 ]
 let json = try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys])
