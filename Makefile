@@ -7,13 +7,17 @@ SWIFT_TEST_FLAGS ?=
 DEV_PG_DIR := data/postgres
 DEV_PG_PORT ?= 5433
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:$(DEV_PG_PORT)/postgres
-DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3
+DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3 curl prometheus
+BENCH_PACKAGES := wrk nginx-light redis-server
 
-.PHONY: deps build release test soak run bench db-up db-down db-clear clean
+.PHONY: deps install-packages build release test soak run bench db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEBIAN_PACKAGES)"
+
+install-packages:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages: $$missing (run: sudo apt-get install $$missing)"; exit 1; fi; \
 	  echo "installing: $$missing"; \
@@ -40,6 +44,7 @@ run: deps db-up build
 
 ## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
 bench: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
 	scripts/bench.sh
 
 db-up: deps

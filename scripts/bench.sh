@@ -18,3 +18,6 @@ scripts/with-test-postgres.sh sh -c 'Benchmarks/.build/release/CheckpointBench "
 echo "== HTTP: wrk POST /increment (fresh UUID per request) vs the same server's no-op route"
 swift build -c release --product tally >/dev/null
 scripts/with-test-postgres.sh scripts/bench-http.sh .build/release/tally | tee "bench/results/http-$stamp.txt"
+
+echo "== peers: nginx return 200, Redis appendfsync always, pgbench per-request upsert (durable PostgreSQL)"
+scripts/bench-peers.py .build/release/tally | tee "bench/results/peers-$stamp.txt"
