@@ -129,6 +129,19 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.maxLogBytes = bytes
         }
         configuration.benchRoutes = benchRoutes
+        Self.raiseDescriptorLimit(logger: logger)
         try await TallyDaemon.run(configuration, logger: logger)
+    }
+
+    /// Every client connection is a descriptor; the default soft limit (often 1024) is far
+    /// below what a server is allowed (the hard limit), so take what is allowed.
+    private static func raiseDescriptorLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let previous = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("raised the open file limit", metadata: ["from": "\(previous)", "to": "\(limit.rlim_cur)"])
+        }
     }
 }
