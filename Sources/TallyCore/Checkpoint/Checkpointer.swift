@@ -145,10 +145,13 @@ public final class Checkpointer: Sendable {
         guard let table = compactor.take() else { return }
         precondition(table.baseLSN == checkpointLSN, "compactor base \(table.baseLSN) is not the checkpoint \(checkpointLSN)")
         if !table.isEmpty {
-            let batch = CheckpointBatch(node: configuration.node, previousLSN: table.baseLSN,
-                                        lsn: table.lastLSN, deltas: table.sortedDeltas())
+            let batchLSN = table.lastLSN
             do {
-                try await sink.apply(batch)
+                // Sorting a million keys takes a few hundred milliseconds: not on the
+                // cooperative pool, whose two threads here also run the HTTP handlers.
+                let deltas = try await io.run { table.sortedDeltas() }
+                try await sink.apply(CheckpointBatch(node: configuration.node, previousLSN: table.baseLSN,
+                                                     lsn: batchLSN, deltas: deltas))
             } catch let error as CheckpointSinkError {
                 // Unknown outcome or a moved LSN: re-adding could count twice. Forget the
                 // sums; the next pass reads the LSN back and rebuilds from the log.
@@ -158,7 +161,7 @@ public final class Checkpointer: Sendable {
                 compactor.restore(table, pendingSince: pendingSince)
                 throw error
             }
-            state.withLock { $0.checkpointLSN = batch.lsn }
+            state.withLock { $0.checkpointLSN = batchLSN }
         }
         // Delete by the LSN read back from the sink, never by what we believe we wrote.
         let stored = try await sink.checkpointLSN(node: configuration.node)
