@@ -80,6 +80,14 @@ public final class Log: Sendable {
         try await writer.append([record])
     }
 
+    /// Appends one record without suspending: `completion` gets the record's LSN once it is
+    /// durable, or why it was refused. It runs on the log's writer thread (or at once on the
+    /// calling thread when the append is refused before queueing), so it must be quick and
+    /// must not block: hand the result to where it is needed and return.
+    public func append(_ record: LogRecord, completion: @escaping @Sendable (Result<LSN, LogError>) -> Void) {
+        writer.enqueue([record], completion: .call(completion))
+    }
+
     /// The highest LSN known to be on disk.
     public var durableLSN: LSN { writer.durableLSN }
 

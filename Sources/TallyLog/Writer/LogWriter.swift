@@ -17,9 +17,23 @@ import Darwin
 final class LogWriter: @unchecked Sendable {
     typealias AppendContinuation = CheckedContinuation<LSN, any Error>
 
+    /// How an appender hears of its append: a suspended task, or a callback for callers that
+    /// must not suspend (an HTTP handler on an event loop).
+    enum AppendCompletion {
+        case resume(AppendContinuation)
+        case call(@Sendable (Result<LSN, LogError>) -> Void)
+
+        func complete(_ result: Result<LSN, LogError>) {
+            switch self {
+            case .resume(let continuation): continuation.resume(with: result.mapError { $0 })
+            case .call(let callback): callback(result)
+            }
+        }
+    }
+
     struct PendingAppend {
         var records: [LogRecord]
-        var continuation: AppendContinuation
+        var completion: AppendCompletion
     }
 
     enum Command {
@@ -83,30 +97,36 @@ final class LogWriter: @unchecked Sendable {
 
     func append(_ records: [LogRecord]) async throws -> LSN {
         guard !records.isEmpty else { return durableLSN }
+        return try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
+            enqueue(records, completion: .resume(continuation))
+        }
+    }
+
+    /// Queues `records` for the next frame; `completion` runs once they are durable or
+    /// refused — on the writer thread, or at once on the caller's thread when refused here.
+    func enqueue(_ records: [LogRecord], completion: AppendCompletion) {
+        guard !records.isEmpty else { return completion.complete(.success(durableLSN)) }
         guard records.count <= configuration.maxBatchRecords else {
-            throw LogError.batchTooLarge(recordCount: records.count, maxRecordCount: configuration.maxBatchRecords)
+            return completion.complete(.failure(
+                .batchTooLarge(recordCount: records.count, maxRecordCount: configuration.maxBatchRecords)))
         }
         if let limit = configuration.maxLogSizeBytes, logSizeBytes > limit {
-            throw LogError.full(logSizeBytes: logSizeBytes, maxLogSizeBytes: limit)
+            return completion.complete(.failure(.full(logSizeBytes: logSizeBytes, maxLogSizeBytes: limit)))
         }
-        return try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
-            condition.lock()
-            if let refusal = failure ?? (closing ? .closed : nil) {
-                condition.unlock()
-                continuation.resume(throwing: refusal)
-                return
-            }
-            if pendingRecords + records.count > configuration.maxQueuedRecords {
-                let queued = pendingRecords
-                condition.unlock()
-                continuation.resume(throwing: LogError.overloaded(queuedRecords: queued))
-                return
-            }
-            pending.append(PendingAppend(records: records, continuation: continuation))
-            pendingRecords += records.count
-            condition.signal()
+        condition.lock()
+        if let refusal = failure ?? (closing ? .closed : nil) {
             condition.unlock()
+            return completion.complete(.failure(refusal))
         }
+        if pendingRecords + records.count > configuration.maxQueuedRecords {
+            let queued = pendingRecords
+            condition.unlock()
+            return completion.complete(.failure(.overloaded(queuedRecords: queued)))
+        }
+        pending.append(PendingAppend(records: records, completion: completion))
+        pendingRecords += records.count
+        condition.signal()
+        condition.unlock()
     }
 
     func roll() async throws -> LSN {
@@ -214,7 +234,7 @@ final class LogWriter: @unchecked Sendable {
         var lastLSN = firstLSN - 1
         for append in batch {
             lastLSN += LSN(append.records.count)
-            append.continuation.resume(returning: lastLSN)
+            append.completion.complete(.success(lastLSN))
         }
         assert(lastLSN == nextLSN - 1)
     }
@@ -269,8 +289,8 @@ final class LogWriter: @unchecked Sendable {
         let queuedCommands = commands
         commands.removeAll()
         condition.unlock()
-        for append in batch { append.continuation.resume(throwing: reason) }
-        for append in queued { append.continuation.resume(throwing: reason) }
+        for append in batch { append.completion.complete(.failure(reason)) }
+        for append in queued { append.completion.complete(.failure(reason)) }
         for command in queuedCommands { command.fail(reason) }
     }
 
