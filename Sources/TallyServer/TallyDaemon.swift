@@ -40,12 +40,18 @@ extension TallyDaemon {
         node: CountingNode, metrics: ServerMetrics, configuration: ServerConfiguration, logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> Application<RouterResponder<TallyRequestContext>> {
-        let router = TallyRouter.build(node: node, metrics: metrics, configuration: configuration)
+        let gate = RequestGate(configuration: configuration, metrics: metrics)
+        let intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes)
+        let router = TallyRouter.build(node: node, metrics: metrics, gate: gate, intake: intake,
+                                       benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
+        let serverName = "tally"
+        let increments = IncrementChannelHandler.Dependencies(
+            log: node.log, metrics: metrics, intake: intake, gate: gate, serverName: serverName)
         return Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(idleSeconds))),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tally"),
+            server: .tally(idleTimeout: .seconds(idleSeconds), increments: increments),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 logger.info("listening", metadata: ["address": "\(configuration.host):\(port)"])

@@ -7,13 +7,21 @@ import TallyCore
 import TallyLog
 @testable import TallyServer
 
-/// Every status code of the API, through the real router, with a real log and PostgreSQL.
+/// Every status code of the API, with a real log and PostgreSQL, on both paths an increment
+/// can take: Hummingbird's router (in process) and, over a real socket, the event-loop
+/// fast path (`IncrementChannelHandler`) that answers most increments in production.
 @Suite struct RouteTests {
     let key = UUID().uuidString.lowercased()
 
-    @Test func anIncrementIsDurableBefore200() async throws {
+    enum Path: String, CaseIterable, Sendable, CustomStringConvertible {
+        case router, socket
+        var setup: TestingSetup { self == .router ? .router : .live }
+        var description: String { rawValue }
+    }
+
+    @Test(arguments: Path.allCases) func anIncrementIsDurableBefore200(_ path: Path) async throws {
         let server = try await TestServer()
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 5)) { response in
                 #expect(response.status == .ok)
                 #expect(json(response.body)["lsn"] as? Int == 1)
@@ -26,11 +34,11 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func badBodiesGet400NamingTheFieldAndStoreNothing() async throws {
+    @Test(arguments: Path.allCases) func badBodiesGet400NamingTheFieldAndStoreNothing(_ path: Path) async throws {
         let server = try await TestServer()
         let bodies = [#"{"key":"nope","value":1}"#, #"{"key":"\#(key)","value":0}"#, #"{"key":"\#(key)"}"#, "not json",
                       #"{"key":"\#(key)","value":1,"x":2}"#]
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             for body in bodies {
                 try await client.execute(uri: "/increment", method: .post, body: ByteBuffer(string: body)) { response in
                     #expect(response.status == .badRequest, "\(body)")
@@ -42,9 +50,9 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func oversizedBodiesGet413() async throws {
+    @Test(arguments: Path.allCases) func oversizedBodiesGet413(_ path: Path) async throws {
         let server = try await TestServer { $0.maxBodyBytes = 64 }
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             let big = ByteBuffer(string: #"{"key":"\#(key)","value":1}"# + String(repeating: " ", count: 100))
             try await client.execute(uri: "/increment", method: .post, body: big) { response in
                 #expect(response.status == .contentTooLarge)
@@ -55,9 +63,9 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func otherMethodsGet405AndUnknownPaths404AsJSON() async throws {
+    @Test(arguments: Path.allCases) func otherMethodsGet405AndUnknownPaths404AsJSON(_ path: Path) async throws {
         let server = try await TestServer()
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             try await client.execute(uri: "/increment", method: .get) { response in
                 #expect(response.status == .methodNotAllowed)
                 #expect(response.headers[.allow] == "POST")
@@ -70,9 +78,9 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func withAPIKeysEveryRouteButHealthzNeedsABearerToken() async throws {
+    @Test(arguments: Path.allCases) func withAPIKeysEveryRouteButHealthzNeedsABearerToken(_ path: Path) async throws {
         let server = try await TestServer { $0.apiKeys = try? APIKeys(keys: ["s3cret-key", "other"]) }
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 1)) { response in
                 #expect(response.status == .unauthorized)
                 #expect(json(response.body)["error"] != nil)
@@ -88,13 +96,13 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func overTheRateLimitClientsGet429WithRetryAfter() async throws {
+    @Test(arguments: Path.allCases) func overTheRateLimitClientsGet429WithRetryAfter(_ path: Path) async throws {
         // One token per 1000 s: no refill can happen during the test, however slow the machine.
         let server = try await TestServer {
             $0.rateLimitPerSecond = 0.001
             $0.rateBurst = 2
         }
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             for _ in 0..<2 {
                 try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 1)) { #expect($0.status == .ok) }
             }
@@ -107,9 +115,9 @@ import TallyLog
         await server.node.log.close()
     }
 
-    @Test func whenTheLogCannotTakeWritesIncrementsGet503AndAreNotCounted() async throws {
+    @Test(arguments: Path.allCases) func whenTheLogCannotTakeWritesIncrementsGet503AndAreNotCounted(_ path: Path) async throws {
         let server = try await TestServer()
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 3)) { #expect($0.status == .ok) }
             await server.node.log.close()  // from now on appends are refused
             try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 4)) { response in
@@ -125,9 +133,9 @@ import TallyLog
         #expect(totals == "3", "the refused increment is not counted")
     }
 
-    @Test func overTheDiskBudgetIncrementsGet503() async throws {
+    @Test(arguments: Path.allCases) func overTheDiskBudgetIncrementsGet503(_ path: Path) async throws {
         let server = try await TestServer { $0.maxLogBytes = 100 }
-        try await server.app.test(.router) { client in
+        try await server.app.test(path.setup) { client in
             for _ in 0..<3 {
                 try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 1)) { _ in }
             }

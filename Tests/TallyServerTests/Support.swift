@@ -33,7 +33,9 @@ struct TestServer {
     let metrics = ServerMetrics()
     let app: Application<RouterResponder<TallyRequestContext>>
 
-    init(_ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
+    /// - Parameter slowDiskMicroseconds: added to every frame's fdatasync (acknowledgements
+    ///   wait for it), so that anything answered without waiting for the log would overtake.
+    init(slowDiskMicroseconds: UInt32 = 0, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
         var configuration = ServerConfiguration(databaseURL: TestDatabase.url)
         configuration.port = 0
         configure(&configuration)
@@ -41,7 +43,10 @@ struct TestServer {
         try await Migrations(client: client).migrate()
         var options = CountingNode.Options(dataDirectory: directory.path)
         let metrics = self.metrics
-        options.frameObserver = { metrics.recordFrame($0) }
+        options.frameObserver = { frame in
+            if slowDiskMicroseconds > 0 { usleep(slowDiskMicroseconds) }
+            metrics.recordFrame(frame)
+        }
         options.maxLogSizeBytes = configuration.maxLogBytes
         node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: Logger(label: "test"))
         app = TallyDaemon.makeApplication(node: node, metrics: metrics, configuration: configuration, logger: Logger(label: "test"))

@@ -1,68 +1,44 @@
 import Hummingbird
 import NIOCore
-import TallyCore
 import TallyLog
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// `POST /increment`: validate strictly, append to the log, answer 200 only after the
-/// fdatasync that covers the record.
+/// `POST /increment` through Hummingbird's router: validate strictly, append to the log,
+/// answer 200 only after the fdatasync that covers the record.
+///
+/// Most increments never reach this route: `IncrementChannelHandler` answers them on the
+/// event loop. It serves the ones that handler passes on — requests pipelined behind another
+/// request on the same connection — and the router-level tests.
 struct IncrementRoute: Sendable {
     let log: Log
     let metrics: ServerMetrics
-    let maxBodyBytes: Int
+    let intake: IncrementIntake
 
     func handle(_ request: Request, context: TallyRequestContext) async -> Response {
         let started = ContinuousClock.now
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > maxBodyBytes {
-            return JSONResponse.error(.contentTooLarge, "the body is larger than \(maxBodyBytes) bytes")
+        if let refusal = intake.refusesDeclaredLength(request.headers[.contentLength]) {
+            return JSONResponse.make(refusal)
         }
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: maxBodyBytes)
+            body = try await request.body.collect(upTo: intake.maxBodyBytes)
         } catch is NIOTooManyBytesError {
-            return JSONResponse.error(.contentTooLarge, "the body is larger than \(maxBodyBytes) bytes")
+            return JSONResponse.make(.bodyTooLarge(maxBodyBytes: intake.maxBodyBytes))
         } catch {
             return JSONResponse.error(.badRequest, "the body could not be read")
         }
-        let parsed = body.withUnsafeReadableBytes { IncrementParser.parse($0) }
-        let increment: IncrementBody
-        switch parsed {
-        case .success(let value): increment = value
-        case .failure(let rejection): return JSONResponse.error(.badRequest, rejection.message)
+        let record: LogRecord
+        switch body.withUnsafeReadableBytes({ intake.outcome(forBody: $0) }) {
+        case .append(let valid): record = valid
+        case .refuse(let answer): return JSONResponse.make(answer)
         }
-        let record = LogRecord(key: increment.key, value: increment.value, arrivalMillis: Self.nowMillis())
         do {
             let lsn = try await log.append(record)
             metrics.recordAcknowledged(after: ContinuousClock.now - started)
-            return JSONResponse.make(.ok, ResponseBody.acknowledged(lsn: lsn))
+            return JSONResponse.make(.acknowledged(lsn: lsn))
         } catch let error as LogError {
-            return Self.refusal(for: error)
+            return JSONResponse.make(.notStored(error))
         } catch {
-            return JSONResponse.retryLater(.serviceUnavailable, "the increment was not stored: \(error)", afterSeconds: 1)
+            return JSONResponse.make(.retryLater(.serviceUnavailable, "the increment was not stored: \(error)", afterSeconds: 1))
         }
-    }
-
-    /// Nothing was stored; say why and when to retry.
-    static func refusal(for error: LogError) -> Response {
-        switch error {
-        case .full:
-            JSONResponse.retryLater(.serviceUnavailable, "the increment was not stored: the log is over its disk budget "
-                + "while PostgreSQL catches up", afterSeconds: 5)
-        case .overloaded:
-            JSONResponse.retryLater(.serviceUnavailable, "the increment was not stored: too many increments are waiting", afterSeconds: 1)
-        case .stopped, .closed:
-            JSONResponse.retryLater(.serviceUnavailable, "the increment was not stored: the log accepts no writes (\(error))", afterSeconds: 5)
-        default:
-            JSONResponse.retryLater(.serviceUnavailable, "the increment was not stored: \(error)", afterSeconds: 1)
-        }
-    }
-
-    static func nowMillis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }

@@ -3,18 +3,17 @@ import NIOCore
 
 /// Every answer Tally gives is JSON, errors included.
 enum JSONResponse {
-    static func make(_ status: HTTPResponse.Status, _ body: String, headers extra: HTTPFields = [:]) -> Response {
+    static func make(_ answer: Answer) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
-        headers.append(contentsOf: extra)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        headers.append(contentsOf: answer.headers)
+        return Response(status: answer.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body)))
+    }
+
+    static func make(_ status: HTTPResponse.Status, _ body: String) -> Response {
+        make(Answer(status: status, body: body))
     }
 
     static func error(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) -> Response {
-        make(status, ResponseBody.error(message), headers: headers)
-    }
-
-    /// 429/503 tell the client when to come back.
-    static func retryLater(_ status: HTTPResponse.Status, _ message: String, afterSeconds seconds: Int) -> Response {
-        error(status, message, headers: [.retryAfter: String(max(1, seconds))])
+        make(.error(status, message, headers: headers))
     }
 }

@@ -47,36 +47,17 @@ struct JSONErrorMiddleware: RouterMiddleware {
     }
 }
 
-/// `Authorization: Bearer <key>` on every route but `/healthz`, when keys are configured.
-struct AuthMiddleware: RouterMiddleware {
+/// API keys and rate limits (`RequestGate`), for the requests Hummingbird routes.
+struct GateMiddleware: RouterMiddleware {
     typealias Context = TallyRequestContext
-    let keys: APIKeys
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.path == "/healthz" || keys.authorizes(authorizationHeader: request.headers[.authorization]) {
-            return try await next(request, context)
-        }
-        return JSONResponse.error(.unauthorized, "a valid API key is required: Authorization: Bearer <key>",
-                                  headers: [.wwwAuthenticate: "Bearer"])
-    }
-}
-
-/// Token bucket per client address; 429 with `Retry-After` past the limit.
-struct RateLimitMiddleware: RouterMiddleware {
-    typealias Context = TallyRequestContext
-    let limiter: RateLimiter
-    let addresses: ClientAddress
-    let metrics: ServerMetrics
+    let gate: RequestGate
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let forwardedFor = request.headers.first { $0.name.canonicalName == "x-forwarded-for" }?.value
-        let client = addresses.client(peer: context.peerAddress, forwardedFor: forwardedFor)
-        switch limiter.admit(client: client) {
-        case .admitted:
-            return try await next(request, context)
-        case .limited(let seconds):
-            metrics.recordRateLimited()
-            return JSONResponse.retryLater(.tooManyRequests, "rate limit exceeded; retry after \(seconds) s", afterSeconds: seconds)
+        if let refusal = gate.refusal(path: request.uri.path, authorization: request.headers[.authorization],
+                                      forwardedFor: forwardedFor, peer: { context.peerAddress }) {
+            return JSONResponse.make(refusal)
         }
+        return try await next(request, context)
     }
 }

@@ -4,11 +4,13 @@ import NIOCore
 /// Hummingbird's basic context plus the peer address, which rate limiting needs.
 public struct TallyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The TCP peer's IP address, as text.
-    public let peerAddress: String?
+    private let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        peerAddress = source.channel.remoteAddress?.ipAddress
+        channel = source.channel
     }
+
+    /// The TCP peer's IP address, as text; looked up only when asked (rate limiting).
+    public var peerAddress: String? { channel.remoteAddress?.ipAddress }
 }

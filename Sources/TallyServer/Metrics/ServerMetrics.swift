@@ -21,6 +21,7 @@ public final class ServerMetrics: Sendable {
     private let syncLatency: DurationHistogram
     private let recordsPerFrame: ValueHistogram
     private let rateLimited: Counter
+    private let answeredOnEventLoop: Counter
     private let logBytes: Gauge
     private let logSegments: Gauge
     private let durableLSN: Gauge
@@ -56,6 +57,9 @@ public final class ServerMetrics: Sendable {
             name: "tally_log_records_per_frame", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384],
             help: "Records per group-commit frame")
         rateLimited = registry.makeCounter(name: "tally_rate_limited_requests_total", help: "Requests refused with 429")
+        answeredOnEventLoop = registry.makeCounter(
+            name: "tally_http_increments_on_event_loop_total",
+            help: "Increments answered on the event loop; the rest went through the router (pipelined requests)")
         logBytes = registry.makeGauge(name: "tally_log_bytes", help: "Bytes in the log's segment files")
         logSegments = registry.makeGauge(name: "tally_log_segments", help: "Segment files of the log")
         durableLSN = registry.makeGauge(name: "tally_log_durable_lsn", help: "Highest LSN on disk")
@@ -79,6 +83,7 @@ public final class ServerMetrics: Sendable {
 
     public func recordAcknowledged(after duration: Duration) { ackLatency.record(duration) }
     public func recordRateLimited() { rateLimited.increment() }
+    func recordAnsweredOnEventLoop() { answeredOnEventLoop.increment() }
 
     /// Called by the log's writer for each durable frame.
     public func recordFrame(_ frame: DurableFrame) {

@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+import TallyLog
+@testable import TallyServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The event-loop fast path for increments, over raw sockets: what an HTTP client library
+/// would not do (pipelining, chunked bodies, `Connection: close`), and that the fast path
+/// is the one answering.
+@Suite struct FastPathTests {
+    let key = UUID().uuidString.lowercased()
+
+    private func increment(_ value: Int, extraHeaders: String = "") -> String {
+        let body = #"{"key":"\#(key)","value":\#(value)}"#
+        return "POST /increment HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\(extraHeaders)\r\n\(body)"
+    }
+
+    @Test func sequentialIncrementsAreAnsweredOnTheEventLoop() async throws {
+        let server = try await TestServer()
+        try await server.app.test(.live) { client in
+            for value in 1...3 {
+                try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, Int64(value))) {
+                    #expect($0.status == .ok)
+                    #expect($0.headers[.date] != nil)
+                }
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("tally_http_increments_on_event_loop_total 3"), "\(text)")
+                #expect(text.contains(#"tally_http_requests_total{route="/increment",status="200"} 3"#))
+                #expect(text.contains("tally_increment_ack_seconds_count 3"))
+            }
+        }
+        #expect(try server.loggedRecords().map(\.value) == [1, 2, 3])
+        await server.node.log.close()
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        // With a slow disk, a routed request that did not wait behind the increment before it
+        // would be answered first.
+        let server = try await TestServer(slowDiskMicroseconds: 200_000)
+        let answers = try await server.app.test(.live) { client in
+            let requests = increment(1) + "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + increment(2)
+                + "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n" + increment(3) + increment(4) + "POST /increment HTTP/1.1\r\n"
+                + "Host: t\r\nContent-Length: 3\r\n\r\nbad" + increment(5, extraHeaders: "Connection: close\r\n")
+            return try RawConnection(port: client.port!).exchange(requests)
+        }
+        let statuses = RawConnection.statusLines(in: answers)
+        #expect(statuses == ["200", "200", "200", "404", "200", "200", "400", "200"], "\(answers)")
+        let bodies = RawConnection.jsonBodies(in: answers)
+        #expect(bodies.compactMap { $0["lsn"] as? Int } == [1, 2, 3, 4, 5])
+        #expect(bodies[1]["status"] as? String == "alive")
+        #expect(try server.loggedRecords().map(\.value) == [1, 2, 3, 4, 5])
+        await server.node.log.close()
+    }
+
+    @Test func aChunkedBodyOverTheLimitGets413AndStoresNothing() async throws {
+        let server = try await TestServer { $0.maxBodyBytes = 64 }
+        let answers = try await server.app.test(.live) { client in
+            let chunk = String(repeating: " ", count: 40)
+            let chunked = "POST /increment HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "28\r\n\(chunk)\r\n28\r\n\(chunk)\r\n0\r\n\r\n"
+            return try RawConnection(port: client.port!).exchange(chunked + increment(7, extraHeaders: "Connection: close\r\n"))
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["413", "200"], "\(answers)")
+        #expect(try server.loggedRecords().map(\.value) == [7])
+        await server.node.log.close()
+    }
+
+    @Test func connectionCloseClosesAfterTheAnswer() async throws {
+        let server = try await TestServer()
+        let answers = try await server.app.test(.live) { client in
+            // Anything after the closing request is never answered.
+            try RawConnection(port: client.port!).exchange(increment(1, extraHeaders: "Connection: close\r\n") + increment(2))
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["200"])
+        #expect(try server.loggedRecords().map(\.value) == [1])
+        await server.node.log.close()
+    }
+}
+
+/// A blocking TCP client: sends everything at once, reads until the server closes.
+struct RawConnection {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+
+    /// Sends `requests`, returns all the server wrote before closing (or before 10 s of silence).
+    func exchange(_ requests: String) throws -> String {
+        defer { close(fd) }
+        let bytes = Array(requests.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            sent += n
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received.append(contentsOf: buffer[0..<n])
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    static func statusLines(in answers: String) -> [String] {
+        answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+    }
+
+    static func jsonBodies(in answers: String) -> [[String: Any]] {
+        answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { answer in
+            guard let start = answer.range(of: "\r\n\r\n") else { return [:] }
+            return json(ByteBuffer(string: String(answer[start.upperBound...])))
+        }
+    }
+}
