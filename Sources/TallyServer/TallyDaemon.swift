@@ -47,10 +47,11 @@ extension TallyDaemon {
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"
         let increments = IncrementChannelHandler.Dependencies(
-            log: node.log, metrics: metrics, intake: intake, gate: gate, serverName: serverName)
+            log: node.log, metrics: metrics, intake: intake, gate: gate, serverName: serverName,
+            idleTimeout: .seconds(idleSeconds))
         return Application(
             router: router,
-            server: .tally(idleTimeout: .seconds(idleSeconds), increments: increments),
+            server: .tally(increments: increments),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.port

@@ -123,6 +123,11 @@ struct RawConnection {
         return String(decoding: received, as: UTF8.self)
     }
 
+    /// Reads until the server closes (or 10 s of silence); sends nothing.
+    func readUntilClosed() throws -> String {
+        try exchange("")
+    }
+
     static func statusLines(in answers: String) -> [String] {
         answers.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
     }
@@ -132,5 +137,29 @@ struct RawConnection {
             guard let start = answer.range(of: "\r\n\r\n") else { return [:] }
             return json(ByteBuffer(string: String(answer[start.upperBound...])))
         }
+    }
+}
+
+/// The fast path keeps the connection's idle timeout (Hummingbird's own is off).
+@Suite struct IdleConnectionTests {
+    @Test func idleConnectionsAreClosedAfterTheTimeout() async throws {
+        let server = try await TestServer { $0.idleTimeout = .seconds(1) }
+        let key = UUID().uuidString
+        let (silent, afterOne) = try await server.app.test(.live) { client in
+            let clock = ContinuousClock()
+            // A connection that never sends, and one that goes quiet after one increment.
+            let silent = try clock.measure { _ = try RawConnection(port: client.port!).readUntilClosed() }
+            let body = #"{"key":"\#(key)","value":1}"#
+            let afterOne = try clock.measure {
+                let answers = try RawConnection(port: client.port!).exchange(
+                    "POST /increment HTTP/1.1\r\nHost: t\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                #expect(RawConnection.statusLines(in: answers) == ["200"])
+            }
+            return (silent, afterOne)
+        }
+        // Closed by the server (not by the 10 s receive timeout), after about a second.
+        #expect(silent >= .milliseconds(900) && silent < .seconds(5), "\(silent)")
+        #expect(afterOne >= .milliseconds(900) && afterOne < .seconds(5), "\(afterOne)")
+        await server.node.log.close()
     }
 }

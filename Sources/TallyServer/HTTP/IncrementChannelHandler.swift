@@ -1,30 +1,33 @@
-import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
+import NIOHTTP1
 import TallyLog
 
 /// Answers `POST /increment` on the connection's event loop, without a task per request.
 ///
 /// Through Hummingbird's router every request becomes a Swift task on the cooperative pool:
-/// the request crosses from the event loop to the pool and the response crosses back. On a
-/// two-core machine those crossings cost about as much CPU as everything else the request
-/// does (BENCHMARKS.md: a no-op route answered here takes half the CPU time per request it
-/// takes through the router). Increments are nearly all of the traffic, so this handler takes
-/// them out of the pipeline: it applies the same gate (API key, rate limit), reads the body
-/// up to the limit, validates it with the same `IncrementIntake`, appends with a completion
-/// callback and writes the answer once the log's fdatasync covers the record.
+/// the request crosses from the event loop to the pool and the response crosses back, and
+/// each is converted to and from Swift HTTP Types on the way. On a two-core machine that
+/// costs as much CPU as everything else the request does (BENCHMARKS.md). Increments are
+/// nearly all of the traffic, so this handler, placed right after NIO's HTTP/1.1 codec and
+/// before Hummingbird's, takes them out of the pipeline: it applies the same gate (API key,
+/// rate limit), reads the body up to the limit, validates it with the same
+/// `IncrementIntake`, appends with a completion callback and writes the answer once the log's
+/// fdatasync covers the record. Everything else goes on to Hummingbird unchanged.
 ///
-/// It sits after Hummingbird's `HTTPConnectionStateHandler`, so idle timeouts and graceful
-/// shutdown still see every request and response. Everything else goes on to Hummingbird.
+/// Because it sees every request and every answer on the connection, it also keeps the
+/// connection's lifecycle that Hummingbird's connection-state handler would otherwise keep
+/// (that handler only sees routed requests here): the idle timeout, and closing after the
+/// last answer once the server asks connections to quiesce for a graceful shutdown.
+///
 /// Answers on one connection must leave in request order, so an increment is taken only
 /// when nothing routed is in flight on the connection (one that arrives behind a routed
 /// request is routed too; the route answers identically), and requests pipelined behind a
 /// taken increment wait here, with reads paused, until its answer is written.
 final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     /// What every connection's handler shares.
     struct Dependencies: Sendable {
@@ -33,11 +36,13 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         let intake: IncrementIntake
         let gate: RequestGate
         let serverName: String
+        let idleTimeout: TimeAmount
     }
 
     /// An increment this handler has taken, while its body arrives.
     private struct TakenIncrement {
         let started: ContinuousClock.Instant
+        let version: HTTPVersion
         let closeAfterAnswer: Bool
         var body: ByteBuffer?
         /// Decided before the body ended (gate, size); the rest of the body is discarded.
@@ -54,7 +59,6 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Requests pipelined behind a taken increment are held, at most this many parts; reads
     /// pause while any are held, so only what one socket read decoded can pile up here.
     static let maxHeldParts = 4096
-    private static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 
     private let dependencies: Dependencies
     private var context: ChannelHandlerContext?
@@ -63,34 +67,71 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var routedAwaitingAnswer = 0
     /// A taken increment is waiting for the log.
     private var takenAwaitingAnswer = false
-    private var held = CircularBuffer<HTTPRequestPart>()
+    private var held = CircularBuffer<HTTPServerRequestPart>()
     private var readPaused = false
-    private var responseFields: ResponseFields
+    private var responseHeaders: ResponseHeaders
+    private var lifecycle: ConnectionLifecycle
+    private var idleCheck: Scheduled<Void>?
 
     init(_ dependencies: Dependencies) {
         self.dependencies = dependencies
-        responseFields = ResponseFields(serverName: dependencies.serverName)
+        responseHeaders = ResponseHeaders(serverName: dependencies.serverName)
+        lifecycle = ConnectionLifecycle(idleTimeout: dependencies.idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if context.channel.isActive { scheduleIdleCheck(at: lifecycle.firstIdleCheck, context: context) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        held.removeAll()
+        forget()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if idleCheck == nil { scheduleIdleCheck(at: lifecycle.firstIdleCheck, context: context) }
+        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.context = nil
-        held.removeAll()
+        forget()
         context.fireChannelInactive()
+    }
+
+    /// The connection is gone: answers still on their way from the log are dropped.
+    private func forget() {
+        context = nil
+        held.removeAll()
+        idleCheck?.cancel()
+        idleCheck = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
+        // Graceful shutdown: finish what was asked, then close. Not passed on: this handler
+        // sees every answer, Hummingbird's connection-state handler only the routed ones.
+        if lifecycle.quiesce() { context.close(promise: nil) }
+    }
+
+    private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) { handler.value.idleCheckDue() }
+    }
+
+    private func idleCheckDue() {
+        idleCheck = nil
+        guard let context else { return }
+        switch lifecycle.idleCheck() {
+        case .close: context.close(promise: nil)
+        case .checkAgain(let deadline): scheduleIdleCheck(at: deadline, context: context)
+        }
     }
 
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        lifecycle.read(part)
         if takenAwaitingAnswer || !held.isEmpty {
             guard held.count < Self.maxHeldParts else {
                 context.close(promise: nil)
@@ -102,7 +143,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         process(part, context: context)
     }
 
-    private func process(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (reading, part) {
         case (.betweenRequests, .head(let head)):
             if routedAwaitingAnswer == 0, Self.isIncrement(head) {
@@ -129,34 +170,21 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    private static func isIncrement(_ head: HTTPRequest) -> Bool {
-        guard head.method == .post, let path = head.path else { return false }
-        return path == "/increment" || path.hasPrefix("/increment?")
+    private static func isIncrement(_ head: HTTPRequestHead) -> Bool {
+        head.method == .POST && (head.uri == "/increment" || head.uri.hasPrefix("/increment?"))
     }
 
-    private func take(_ head: HTTPRequest, context: ChannelHandlerContext) -> TakenIncrement {
-        // One pass over the fields: the subscript by name scans (and joins) on every call.
-        var connection: String?
-        var contentLength: String?
-        var authorization: String?
-        var forwardedFor: String?
-        for field in head.headerFields {
-            switch field.name {
-            case .contentLength: contentLength = field.value
-            case .connection: connection = field.value
-            case .authorization: authorization = authorization ?? field.value
-            case Self.forwardedFor: forwardedFor = forwardedFor ?? field.value
-            default: break
-            }
-        }
-        var increment = TakenIncrement(started: .now, closeAfterAnswer: connection?.lowercased() == "close")
+    private func take(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> TakenIncrement {
+        var increment = TakenIncrement(started: .now, version: head.version, closeAfterAnswer: !head.isKeepAlive)
+        let headers = head.headers
         if !dependencies.gate.isOpen {
             increment.refusal = dependencies.gate.refusal(
-                path: "/increment", authorization: authorization, forwardedFor: forwardedFor,
+                path: "/increment", authorization: headers.first(name: "authorization"),
+                forwardedFor: headers.first(name: "x-forwarded-for"),
                 peer: { context.channel.remoteAddress?.ipAddress })
         }
         if increment.refusal == nil {
-            increment.refusal = dependencies.intake.refusesDeclaredLength(contentLength)
+            increment.refusal = dependencies.intake.refusesDeclaredLength(headers.first(name: "content-length"))
         }
         return increment
     }
@@ -180,45 +208,46 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func answer(_ increment: TakenIncrement, context: ChannelHandlerContext) {
         takenAwaitingAnswer = true
         if let refusal = increment.refusal {
-            return write(refusal, closing: increment.closeAfterAnswer, context: context)
+            return write(refusal, to: increment, context: context)
         }
         let body = increment.body ?? ByteBuffer()
         switch body.withUnsafeReadableBytes({ dependencies.intake.outcome(forBody: $0) }) {
         case .refuse(let refusal):
-            write(refusal, closing: increment.closeAfterAnswer, context: context)
+            write(refusal, to: increment, context: context)
         case .append(let record):
             let eventLoop = context.eventLoop
             let handler = NIOLoopBound(self, eventLoop: eventLoop)
-            let started = increment.started
-            let closing = increment.closeAfterAnswer
             dependencies.log.append(record) { result in
                 // On the log's writer thread: hand the result to the connection's event loop.
-                eventLoop.execute { handler.value.logAnswered(result, started: started, closing: closing) }
+                eventLoop.execute { handler.value.logAnswered(result, for: increment) }
             }
         }
     }
 
-    private func logAnswered(_ result: Result<LSN, LogError>, started: ContinuousClock.Instant, closing: Bool) {
+    private func logAnswered(_ result: Result<LSN, LogError>, for increment: TakenIncrement) {
         guard let context else { return }  // the connection is gone; the client hears nothing
         switch result {
         case .success(let lsn):
-            dependencies.metrics.recordAcknowledged(after: .now - started)
-            write(.acknowledged(lsn: lsn), closing: closing, context: context)
+            dependencies.metrics.recordAcknowledged(after: .now - increment.started)
+            write(.acknowledged(lsn: lsn), to: increment, context: context)
         case .failure(let error):
-            write(.notStored(error), closing: closing, context: context)
+            write(.notStored(error), to: increment, context: context)
         }
     }
 
-    private func write(_ answer: Answer, closing: Bool, context: ChannelHandlerContext) {
+    private func write(_ answer: Answer, to increment: TakenIncrement, context: ChannelHandlerContext) {
         precondition(takenAwaitingAnswer, "an answer without a taken increment")
         dependencies.metrics.countRequest(.increment, status: Int(answer.status.code))
         dependencies.metrics.recordAnsweredOnEventLoop()
         var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
         body.writeString(answer.body)
-        let fields = responseFields.fields(for: answer, bodySizeBytes: body.readableBytes)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let head = HTTPResponseHead(
+            version: increment.version, status: HTTPResponseStatus(statusCode: Int(answer.status.code)),
+            headers: responseHeaders.headers(for: answer, bodySizeBytes: body.readableBytes))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         takenAwaitingAnswer = false
+        let closing = lifecycle.answered() || increment.closeAfterAnswer
         if closing {
             held.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
@@ -247,10 +276,14 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), routedAwaitingAnswer > 0 {
-            routedAwaitingAnswer -= 1
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        if routedAwaitingAnswer > 0 { routedAwaitingAnswer -= 1 }
+        if lifecycle.answered() {
+            context.writeAndFlush(data, promise: promise)
+            context.close(promise: nil)
+        } else {
+            context.write(data, promise: promise)
         }
-        context.write(data, promise: promise)
     }
 
     func read(context: ChannelHandlerContext) {

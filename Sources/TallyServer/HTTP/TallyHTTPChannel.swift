@@ -2,9 +2,12 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTPTypesHTTP1
 
-/// Hummingbird's HTTP/1.1 connection with `IncrementChannelHandler` placed between its
-/// connection-state handler and the async channel that feeds the router.
+/// Hummingbird's HTTP/1.1 connection with `IncrementChannelHandler` placed between NIO's
+/// HTTP/1.1 codec and Hummingbird's conversion to Swift HTTP Types. The handler keeps the
+/// connection's idle timeout and graceful close itself (Hummingbird's connection-state
+/// handler, which would only see routed requests, gets no timeout and no quiesce event).
 struct TallyHTTPChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -14,8 +17,8 @@ struct TallyHTTPChannel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
-            let connectionState = try pipeline.handler(type: HTTPConnectionStateHandler.self)
-            try pipeline.addHandler(IncrementChannelHandler(increments), position: .after(connectionState))
+            let typesCodec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(IncrementChannelHandler(increments), position: .before(typesCodec))
             return value
         }
     }
@@ -27,9 +30,9 @@ struct TallyHTTPChannel: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 with increments answered on the event loop.
-    static func tally(idleTimeout: TimeAmount, increments: IncrementChannelHandler.Dependencies) -> HTTPServerBuilder {
+    static func tally(increments: IncrementChannelHandler.Dependencies) -> HTTPServerBuilder {
         .init { responder in
-            TallyHTTPChannel(base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
+            TallyHTTPChannel(base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: nil)),
                              increments: increments)
         }
     }
