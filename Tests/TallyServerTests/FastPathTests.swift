@@ -73,6 +73,24 @@ import Glibc
         await server.node.log.close()
     }
 
+    @Test func anHTTP10ClientGetsItsAnswerAndAClosedConnection() async throws {
+        let server = try await TestServer()
+        let body = #"{"key":"\#(key)","value":2}"#
+        let clock = ContinuousClock()
+        var answers = ""
+        let elapsed = try await clock.measure {
+            answers = try await server.app.test(.live) { client in
+                try RawConnection(port: client.port!).exchange(
+                    "POST /increment HTTP/1.0\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            }
+        }
+        #expect(answers.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(answers)")
+        #expect(answers.contains("Content-Length: 9\r\n") && answers.hasSuffix(#"{"lsn":1}"#))
+        #expect(elapsed < .seconds(5), "closed by the server, not by the client's 10 s timeout")
+        #expect(try server.loggedRecords().map(\.value) == [2])
+        await server.node.log.close()
+    }
+
     @Test func connectionCloseClosesAfterTheAnswer() async throws {
         let server = try await TestServer()
         let answers = try await server.app.test(.live) { client in
