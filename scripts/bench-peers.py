@@ -7,10 +7,12 @@ On loopback, each for the same duration with the same client count:
   * PostgreSQL per-request upsert (pgbench, synchronous_commit on), random keys and one hot key;
   * Redis INCRBY with appendonly yes + appendfsync always (redis-benchmark, no pipelining).
 PostgreSQL runs with its durable defaults here (unlike the test server), and Tally checkpoints
-into the same server. Prints a table and writes bench/results/peers-<stamp>.json.
+into the same server. Every case also records the CPU time the server and the load generator
+spent per request (the two share the machine's cores, so these bound the rates), and Tally's
+records per fdatasync'd frame. Prints a table and writes bench/results/peers-<stamp>.json.
 Usage: scripts/bench-peers.py <tally binary> [seconds]
 """
-import json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = sys.argv[1]
@@ -33,6 +35,61 @@ def wait_for_port(port, timeout=30):
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def process_tree(pid):
+    """pid and all its descendants (nginx workers, PostgreSQL backends)."""
+    pids, frontier = [pid], [pid]
+    while frontier:
+        children = []
+        for parent in frontier:
+            try:
+                with open(f"/proc/{parent}/task/{parent}/children") as f:
+                    children += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+        pids += children
+        frontier = children
+    return pids
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of the processes, plus that of their children that exited and
+    were reaped (PostgreSQL's backends for pgbench's connections end with the run)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(server_pid, run):
+    """Runs one case; adds the server's and the client's CPU µs per request to its result."""
+    server_before = cpu_seconds(process_tree(server_pid))
+    client_before = children_cpu_seconds()
+    result = run()
+    client = children_cpu_seconds() - client_before
+    server = cpu_seconds(process_tree(server_pid)) - server_before
+    requests = result["requests_per_second"] * SECONDS
+    result["server_cpu_us_per_request"] = round(server * 1e6 / requests, 1)
+    result["client_cpu_us_per_request"] = round(client * 1e6 / requests, 1)
+    return result
+
+
+def tally_frames(port):
+    """(sum, count) of Tally's records-per-frame histogram."""
+    text = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/metrics"], capture_output=True, text=True).stdout
+    values = dict(re.findall(r"^tally_log_records_per_frame_(sum|count) (\S+)$", text, re.M))
+    return float(values.get("sum", 0)), float(values.get("count", 0))
 
 
 def wrk(url, connections):
@@ -111,13 +168,20 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; location / {{ r
         subprocess.run(["psql", "-q", url, "-c", "CREATE TABLE IF NOT EXISTS peer_counts (key uuid PRIMARY KEY, total numeric NOT NULL)"],
                        check=True)
 
+        with open(os.path.join(work, "pg/data/postmaster.pid")) as f:
+            postgres_pid = int(f.readline())
         cases = results["cases"]
         for c in CONNECTIONS:
-            cases[f"nginx_return_200_c{c}"] = wrk(f"http://127.0.0.1:{nginx_port}/increment", c)
-            cases[f"tally_increment_c{c}"] = wrk(f"http://127.0.0.1:{tally_port}/increment", c)
-            cases[f"redis_incrby_appendfsync_always_c{c}"] = redis_benchmark(redis_port, c)
-            cases[f"pgbench_upsert_random_c{c}"] = pgbench(url, c, os.path.join(work, "random.sql"))
-            cases[f"pgbench_upsert_hot_c{c}"] = pgbench(url, c, os.path.join(work, "hot.sql"))
+            cases[f"nginx_return_200_c{c}"] = measured(nginx.pid, lambda: wrk(f"http://127.0.0.1:{nginx_port}/increment", c))
+            frames_before = tally_frames(tally_port)
+            cases[f"tally_increment_c{c}"] = measured(tally.pid, lambda: wrk(f"http://127.0.0.1:{tally_port}/increment", c))
+            frames_after = tally_frames(tally_port)
+            frames = frames_after[1] - frames_before[1]
+            cases[f"tally_increment_c{c}"]["records_per_frame"] = \
+                round((frames_after[0] - frames_before[0]) / frames, 1) if frames else None
+            cases[f"redis_incrby_appendfsync_always_c{c}"] = measured(redis.pid, lambda: redis_benchmark(redis_port, c))
+            cases[f"pgbench_upsert_random_c{c}"] = measured(postgres_pid, lambda: pgbench(url, c, os.path.join(work, "random.sql")))
+            cases[f"pgbench_upsert_hot_c{c}"] = measured(postgres_pid, lambda: pgbench(url, c, os.path.join(work, "hot.sql")))
 
         def ratio(a, b):
             return round(cases[a]["requests_per_second"] / cases[b]["requests_per_second"], 2)
@@ -128,10 +192,12 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; location / {{ r
             results["ratios"][f"tally_over_pgbench_random_c{c}"] = ratio(f"tally_increment_c{c}", f"pgbench_upsert_random_c{c}")
             results["ratios"][f"tally_over_pgbench_hot_c{c}"] = ratio(f"tally_increment_c{c}", f"pgbench_upsert_hot_c{c}")
 
-        print(f"{'case':42} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"{'case':42} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>8} {'server µs':>9} {'client µs':>9}")
         for name, r in cases.items():
             print(f"{name:42} {r['requests_per_second']:>10.0f} {r.get('p50_ms', r.get('latency_average_ms', 0)):>8.2f} "
-                  f"{r.get('p99_ms', float('nan')):>8.2f}")
+                  f"{r.get('p99_ms', float('nan')):>8.2f} {r.get('p999_ms', float('nan')):>8.2f} "
+                  f"{r['server_cpu_us_per_request']:>9.1f} {r['client_cpu_us_per_request']:>9.1f}"
+                  + (f"  {r['records_per_frame']} records/frame" if r.get("records_per_frame") else ""))
         for name, value in results["ratios"].items():
             print(f"{name:42} {value:>10.2f}")
         os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
