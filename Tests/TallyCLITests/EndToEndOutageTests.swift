@@ -201,7 +201,7 @@ import Testing
         #expect(daemon.residentBytes < 300 << 20, "memory stays bounded: \(daemon.residentBytes) bytes")
         slow.cancel()
         kill(daemon.pid, SIGTERM)
-        #expect(try await daemon.waitForExit(seconds: 15) == 0)
+        #expect(try await daemon.waitForExit(seconds: 15) == 0, "\(daemon.log)")
         #expect(try Daemon.totals([key])[key] == 20)
     }
 }

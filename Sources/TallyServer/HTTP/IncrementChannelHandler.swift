@@ -49,6 +49,13 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         var refusal: Answer?
     }
 
+    /// What arrived behind a taken increment, in order: request parts, and errors from the
+    /// HTTP decoder (which Hummingbird answers with a 400, so they must not overtake either).
+    private enum Held {
+        case part(HTTPServerRequestPart)
+        case error(any Error)
+    }
+
     /// The request whose parts are arriving now.
     private enum Reading {
         case betweenRequests
@@ -67,7 +74,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var routedAwaitingAnswer = 0
     /// A taken increment is waiting for the log.
     private var takenAwaitingAnswer = false
-    private var held = CircularBuffer<HTTPServerRequestPart>()
+    private var held = CircularBuffer<Held>()
     private var readPaused = false
     private var responseHeaders: ResponseHeaders
     private var lifecycle: ConnectionLifecycle
@@ -133,14 +140,26 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         let part = unwrapInboundIn(data)
         lifecycle.read(part)
         if takenAwaitingAnswer || !held.isEmpty {
-            guard held.count < Self.maxHeldParts else {
-                context.close(promise: nil)
-                return
-            }
-            held.append(part)
+            hold(.part(part), context: context)
             return
         }
         process(part, context: context)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if takenAwaitingAnswer || !held.isEmpty {
+            hold(.error(error), context: context)
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    private func hold(_ item: Held, context: ChannelHandlerContext) {
+        guard held.count < Self.maxHeldParts else {
+            context.close(promise: nil)
+            return
+        }
+        held.append(item)
     }
 
     private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -260,8 +279,11 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// Replays held parts in order until one of them is a taken increment again.
     private func releaseHeld(context: ChannelHandlerContext) {
         guard !held.isEmpty else { return }
-        while !takenAwaitingAnswer, let part = held.popFirst() {
-            process(part, context: context)
+        while !takenAwaitingAnswer, let item = held.popFirst() {
+            switch item {
+            case .part(let part): process(part, context: context)
+            case .error(let error): context.fireErrorCaught(error)
+            }
             guard self.context != nil else { return }
         }
         // Handlers after this one (the async channel feeding the router) deliver what they
@@ -276,8 +298,12 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
-        if routedAwaitingAnswer > 0 { routedAwaitingAnswer -= 1 }
+        // Only the end of a routed request's answer counts: Hummingbird also answers a request
+        // the decoder could not parse (400, then it closes), whose head never came through.
+        guard case .end = unwrapOutboundIn(data), routedAwaitingAnswer > 0 else {
+            return context.write(data, promise: promise)
+        }
+        routedAwaitingAnswer -= 1
         if lifecycle.answered() {
             context.writeAndFlush(data, promise: promise)
             context.close(promise: nil)
