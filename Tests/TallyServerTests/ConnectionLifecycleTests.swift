@@ -32,6 +32,15 @@ import Testing
         #expect(lifecycle.idleCheck(now: start + .seconds(60)) == .checkAgain(at: start + .seconds(65)))
     }
 
+    @Test func anAnswerOwedKeepsTheConnectionEvenWithAHalfReadRequestBehindIt() {
+        var lifecycle = ConnectionLifecycle(idleTimeout: .seconds(5), now: start)
+        lifecycle.read(head, now: start)
+        lifecycle.read(.end(nil), now: start)
+        lifecycle.read(head, now: start)  // pipelined, its body held back while the first waits
+        #expect(lifecycle.idleCheck(now: start + .seconds(6)) == .close, "on its own it looks half read")
+        #expect(lifecycle.idleCheck(now: start + .seconds(6), answerOwed: true) == .checkAgain(at: start + .seconds(11)))
+    }
+
     @Test func aClientThatStopsMidRequestIsIdle() {
         var lifecycle = ConnectionLifecycle(idleTimeout: .seconds(5), now: start)
         lifecycle.read(head, now: start)  // the body never comes (slowloris)

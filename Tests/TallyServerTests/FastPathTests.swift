@@ -72,6 +72,42 @@ import Glibc
         await server.node.log.close()
     }
 
+    @Test func aClientThatHalfClosesStillHearsItsAnswers() async throws {
+        let server = try await TestServer(slowDiskMicroseconds: 100_000)
+        let answers = try await server.app.test(.live) { client in
+            try await RawConnection(port: client.port!).exchange(
+                increment(1) + increment(2) + "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + increment(3), halfClose: true)
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["200", "200", "200", "200"], "\(answers)")
+        #expect(try server.loggedRecords().map(\.value) == [1, 2, 3])
+        await server.node.log.close()
+    }
+
+    @Test func manyPipelinedRefusalsAreAnsweredInOrder() async throws {
+        let server = try await TestServer()
+        let count = 500
+        let answers = try await server.app.test(.live) { client in
+            try await RawConnection(port: client.port!).exchange(
+                increment(1) + String(repeating: "POST /increment HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", count: count)
+                    + increment(2, extraHeaders: "Connection: close\r\n"))
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["200"] + Array(repeating: "400", count: count) + ["200"])
+        #expect(try server.loggedRecords().map(\.value) == [1, 2])
+        await server.node.log.close()
+    }
+
+    @Test func twoAuthorizationHeadersAreRefusedOnBothPaths() async throws {
+        let server = try await TestServer { $0.apiKeys = try? APIKeys(keys: ["s3cret-key"]) }
+        let twice = "Authorization: Bearer s3cret-key\r\nAuthorization: Bearer s3cret-key\r\n"
+        let answers = try await server.app.test(.live) { client in
+            try await RawConnection(port: client.port!).exchange(
+                increment(1, extraHeaders: twice) + increment(2, extraHeaders: "Authorization: Bearer s3cret-key\r\nConnection: close\r\n"))
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["401", "200"], "\(answers)")
+        #expect(try server.loggedRecords().map(\.value) == [2])
+        await server.node.log.close()
+    }
+
     @Test func aChunkedBodyOverTheLimitGets413AndStoresNothing() async throws {
         let server = try await TestServer { $0.maxBodyBytes = 64 }
         let answers = try await server.app.test(.live) { client in
@@ -136,13 +172,14 @@ struct RawConnection: Sendable {
     }
 
     /// Sends `requests`, returns all the server wrote before closing (or before 10 s of silence).
-    func exchange(_ requests: String) async throws -> String {
+    /// - Parameter halfClose: send FIN after the requests (`shutdown(SHUT_WR)`), as `nc -N` does.
+    func exchange(_ requests: String, halfClose: Bool = false) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try exchangeBlocking(requests) }) }.start()
+            Thread { continuation.resume(with: Result { try exchangeBlocking(requests, halfClose: halfClose) }) }.start()
         }
     }
 
-    private func exchangeBlocking(_ requests: String) throws -> String {
+    private func exchangeBlocking(_ requests: String, halfClose: Bool) throws -> String {
         defer { close(fd) }
         let bytes = Array(requests.utf8)
         var sent = 0
@@ -151,6 +188,7 @@ struct RawConnection: Sendable {
             guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
             sent += n
         }
+        if halfClose { shutdown(fd, Int32(SHUT_WR)) }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -55,9 +55,11 @@ struct ConnectionLifecycle {
         return requestsInProgress == 0
     }
 
-    func idleCheck(now: NIODeadline = .now()) -> IdleDecision {
+    /// - Parameter answerOwed: a request was read whole and its answer is not written yet
+    ///   (the client waits on us, even if a pipelined request behind it is half read).
+    func idleCheck(now: NIODeadline = .now(), answerOwed: Bool = false) -> IdleDecision {
         // A request fully read and not yet answered: the client waits on us, not idle.
-        if requestsInProgress > 0 && !isRequestBeingRead { return .checkAgain(at: now + idleTimeout) }
+        if answerOwed || (requestsInProgress > 0 && !isRequestBeingRead) { return .checkAgain(at: now + idleTimeout) }
         let deadline = lastActive + idleTimeout
         return now >= deadline ? .close : .checkAgain(at: deadline)
     }

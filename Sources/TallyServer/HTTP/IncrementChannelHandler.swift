@@ -54,6 +54,8 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private enum Held {
         case part(HTTPServerRequestPart)
         case error(any Error)
+        /// The client half-closed (sent FIN) after its requests.
+        case inputClosed
     }
 
     /// The request whose parts are arriving now.
@@ -76,6 +78,12 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var takenAwaitingAnswer = false
     private var held = CircularBuffer<Held>()
     private var readPaused = false
+    /// `releaseHeld` is running: answers written inside it do not start another one.
+    private var releasing = false
+    /// The connection closes once the last answer is out: nothing more is read or taken.
+    private var closing = false
+    /// The flush of the answer written just before a held `inputClosed`.
+    private var flushedBeforeInputClosed: EventLoopFuture<Void>?
     private var responseHeaders: ResponseHeaders
     private var lifecycle: ConnectionLifecycle
     private var idleCheck: Scheduled<Void>?
@@ -114,10 +122,19 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else { return context.fireUserInboundEventTriggered(event) }
-        // Graceful shutdown: finish what was asked, then close. Not passed on: this handler
-        // sees every answer, Hummingbird's connection-state handler only the routed ones.
-        if lifecycle.quiesce() { context.close(promise: nil) }
+        if event is ChannelShouldQuiesceEvent {
+            // Graceful shutdown: finish what was asked, then close. Not passed on: this handler
+            // sees every answer, Hummingbird's connection-state handler only the routed ones.
+            if lifecycle.quiesce() { context.close(promise: nil) }
+            return
+        }
+        if case .inputClosed? = event as? ChannelEvent, takenAwaitingAnswer || !held.isEmpty {
+            // Hummingbird closes the connection when the input ends and it has nothing to
+            // answer; the client must first hear the answers it is owed.
+            hold(.inputClosed, context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     private func scheduleIdleCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
@@ -128,7 +145,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func idleCheckDue() {
         idleCheck = nil
         guard let context else { return }
-        switch lifecycle.idleCheck() {
+        switch lifecycle.idleCheck(answerOwed: takenAwaitingAnswer || routedAwaitingAnswer > 0) {
         case .close: context.close(promise: nil)
         case .checkAgain(let deadline): scheduleIdleCheck(at: deadline, context: context)
         }
@@ -137,6 +154,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }  // no request read now could be answered
         let part = unwrapInboundIn(data)
         lifecycle.read(part)
         if takenAwaitingAnswer || !held.isEmpty {
@@ -198,7 +216,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         let headers = head.headers
         if !dependencies.gate.isOpen {
             increment.refusal = dependencies.gate.refusal(
-                path: "/increment", authorization: headers.first(name: "authorization"),
+                path: "/increment", authorization: Self.joined(headers, "authorization"),
                 forwardedFor: headers.first(name: "x-forwarded-for"),
                 peer: { context.channel.remoteAddress?.ipAddress })
         }
@@ -206,6 +224,12 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
             increment.refusal = dependencies.intake.refusesDeclaredLength(headers.first(name: "content-length"))
         }
         return increment
+    }
+
+    /// All values of a header joined by ", ", as `HTTPFields` (the router's view) gives them.
+    private static func joined(_ headers: HTTPHeaders, _ name: String) -> String? {
+        let values = headers[name]
+        return values.isEmpty ? nil : values.joined(separator: ", ")
     }
 
     private func absorb(_ chunk: ByteBuffer, into increment: inout TakenIncrement) {
@@ -236,9 +260,11 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .append(let record):
             let eventLoop = context.eventLoop
             let handler = NIOLoopBound(self, eventLoop: eventLoop)
+            let answering = TakenIncrement(
+                started: increment.started, version: increment.version, closeAfterAnswer: increment.closeAfterAnswer)
             dependencies.log.append(record) { result in
                 // On the log's writer thread: hand the result to the connection's event loop.
-                eventLoop.execute { handler.value.logAnswered(result, for: increment) }
+                eventLoop.execute { handler.value.logAnswered(result, for: answering) }
             }
         }
     }
@@ -266,23 +292,47 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         takenAwaitingAnswer = false
-        let closing = lifecycle.answered() || increment.closeAfterAnswer
-        if closing {
-            held.removeAll()
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
-            return
+        if lifecycle.answered() || increment.closeAfterAnswer {
+            return closeAfterWriting(wrapOutboundOut(.end(nil)), promise: nil, context: context)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if case .inputClosed? = held.last {
+            // The client sent FIN behind its requests: pass that on (Hummingbird then closes)
+            // only once this answer is out, since a close drops unflushed writes.
+            let flushed = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            flushedBeforeInputClosed = flushed
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         releaseHeld(context: context)
+    }
+
+    /// Writes the last part of an answer, then closes the connection once it is out. Nothing
+    /// read from now on is taken or passed on.
+    private func closeAfterWriting(_ data: NIOAny, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        closing = true
+        held.removeAll()
+        let written = promise ?? context.eventLoop.makePromise()
+        written.futureResult.whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(data, promise: written)
     }
 
     /// Replays held parts in order until one of them is a taken increment again.
     private func releaseHeld(context: ChannelHandlerContext) {
-        guard !held.isEmpty else { return }
-        while !takenAwaitingAnswer, let item = held.popFirst() {
+        // A refusal answered inside this loop calls back here; the loop itself goes on, so
+        // the stack stays flat however many requests were pipelined.
+        guard !releasing, !held.isEmpty else { return }
+        releasing = true
+        defer { releasing = false }
+        while !takenAwaitingAnswer, !closing, let item = held.popFirst() {
             switch item {
-            case .part(let part): process(part, context: context)
-            case .error(let error): context.fireErrorCaught(error)
+            case .part(let part):
+                process(part, context: context)
+            case .error(let error):
+                context.fireErrorCaught(error)
+            case .inputClosed:
+                let flushed = flushedBeforeInputClosed ?? context.eventLoop.makeSucceededVoidFuture()
+                flushedBeforeInputClosed = nil
+                flushed.whenComplete { _ in context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
             }
             guard self.context != nil else { return }
         }
@@ -305,14 +355,14 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         routedAwaitingAnswer -= 1
         if lifecycle.answered() {
-            context.writeAndFlush(data, promise: promise)
-            context.close(promise: nil)
+            closeAfterWriting(data, promise: promise, context: context)
         } else {
             context.write(data, promise: promise)
         }
     }
 
     func read(context: ChannelHandlerContext) {
+        if closing { return }
         if held.isEmpty {
             context.read()
         } else {
