@@ -124,13 +124,12 @@ import Glibc
     @Test func anHTTP10ClientGetsItsAnswerAndAClosedConnection() async throws {
         let server = try await TestServer()
         let body = #"{"key":"\#(key)","value":2}"#
-        let clock = ContinuousClock()
-        var answers = ""
-        let elapsed = try await clock.measure {
-            answers = try await server.app.test(.live) { client in
-                try await RawConnection(port: client.port!).exchange(
-                    "POST /increment HTTP/1.0\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-            }
+        let (answers, elapsed) = try await server.app.test(.live) { client in
+            // Timed from the request on: the server's start-up is not part of it.
+            let started = ContinuousClock.now
+            let answers = try await RawConnection(port: client.port!).exchange(
+                "POST /increment HTTP/1.0\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            return (answers, ContinuousClock.now - started)
         }
         #expect(answers.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(answers)")
         #expect(answers.contains("Content-Length: 9\r\n") && answers.hasSuffix(#"{"lsn":1}"#))
