@@ -96,8 +96,7 @@ final class LogWriter: @unchecked Sendable {
     }
 
     func append(_ records: [LogRecord]) async throws -> LSN {
-        guard !records.isEmpty else { return durableLSN }
-        return try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
+        try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
             enqueue(records, completion: .resume(continuation))
         }
     }

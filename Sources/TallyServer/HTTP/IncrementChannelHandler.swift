@@ -41,12 +41,17 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
 
     /// An increment this handler has taken, while its body arrives.
     private struct TakenIncrement {
-        let started: ContinuousClock.Instant
-        let version: HTTPVersion
-        let closeAfterAnswer: Bool
+        let reply: Reply
         var body: ByteBuffer?
         /// Decided before the body ended (gate, size); the rest of the body is discarded.
         var refusal: Answer?
+    }
+
+    /// What answering a taken increment needs once its body has been parsed and let go.
+    private struct Reply {
+        let started: ContinuousClock.Instant
+        let version: HTTPVersion
+        let closeAfterAnswer: Bool
     }
 
     /// What arrived behind a taken increment, in order: request parts, and errors from the
@@ -212,7 +217,7 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func take(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> TakenIncrement {
-        var increment = TakenIncrement(started: .now, version: head.version, closeAfterAnswer: !head.isKeepAlive)
+        var increment = TakenIncrement(reply: Reply(started: .now, version: head.version, closeAfterAnswer: !head.isKeepAlive))
         let headers = head.headers
         if !dependencies.gate.isOpen {
             increment.refusal = dependencies.gate.refusal(
@@ -251,48 +256,47 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     private func answer(_ increment: TakenIncrement, context: ChannelHandlerContext) {
         takenAwaitingAnswer = true
         if let refusal = increment.refusal {
-            return write(refusal, to: increment, context: context)
+            return write(refusal, to: increment.reply, context: context)
         }
         let body = increment.body ?? ByteBuffer()
         switch body.withUnsafeReadableBytes({ dependencies.intake.outcome(forBody: $0) }) {
         case .refuse(let refusal):
-            write(refusal, to: increment, context: context)
+            write(refusal, to: increment.reply, context: context)
         case .append(let record):
             let eventLoop = context.eventLoop
             let handler = NIOLoopBound(self, eventLoop: eventLoop)
-            let answering = TakenIncrement(
-                started: increment.started, version: increment.version, closeAfterAnswer: increment.closeAfterAnswer)
+            let reply = increment.reply  // not the body: its receive buffer need not live until the fdatasync
             dependencies.log.append(record) { result in
                 // On the log's writer thread: hand the result to the connection's event loop.
-                eventLoop.execute { handler.value.logAnswered(result, for: answering) }
+                eventLoop.execute { handler.value.logAnswered(result, for: reply) }
             }
         }
     }
 
-    private func logAnswered(_ result: Result<LSN, LogError>, for increment: TakenIncrement) {
+    private func logAnswered(_ result: Result<LSN, LogError>, for reply: Reply) {
         guard let context else { return }  // the connection is gone; the client hears nothing
         switch result {
         case .success(let lsn):
-            dependencies.metrics.recordAcknowledged(after: .now - increment.started)
-            write(.acknowledged(lsn: lsn), to: increment, context: context)
+            dependencies.metrics.recordAcknowledged(after: .now - reply.started)
+            write(.acknowledged(lsn: lsn), to: reply, context: context)
         case .failure(let error):
-            write(.notStored(error), to: increment, context: context)
+            write(.notStored(error), to: reply, context: context)
         }
     }
 
-    private func write(_ answer: Answer, to increment: TakenIncrement, context: ChannelHandlerContext) {
+    private func write(_ answer: Answer, to reply: Reply, context: ChannelHandlerContext) {
         precondition(takenAwaitingAnswer, "an answer without a taken increment")
         dependencies.metrics.countRequest(.increment, status: Int(answer.status.code))
         dependencies.metrics.recordAnsweredOnEventLoop()
         var body = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
         body.writeString(answer.body)
         let head = HTTPResponseHead(
-            version: increment.version, status: HTTPResponseStatus(statusCode: Int(answer.status.code)),
+            version: reply.version, status: HTTPResponseStatus(statusCode: Int(answer.status.code)),
             headers: responseHeaders.headers(for: answer, bodySizeBytes: body.readableBytes))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         takenAwaitingAnswer = false
-        if lifecycle.answered() || increment.closeAfterAnswer {
+        if lifecycle.answered() || reply.closeAfterAnswer {
             return closeAfterWriting(wrapOutboundOut(.end(nil)), promise: nil, context: context)
         }
         if case .inputClosed? = held.last {
