@@ -49,19 +49,23 @@ public final class Log: Sendable {
             SegmentEntry(fileName: segment.fileName, path: segment.path,
                          firstLSN: segment.scan!.header.firstLSN, sizeBytes: segment.sizeBytes)
         }
-        let active: ActiveSegment
+        let active: ActiveSegment?
         if let last = entries.popLast() {
             active = try ActiveSegment.reopen(last, frameCount: inspection.segments.last!.scan!.frames.count)
-        } else {
+        } else if configuration.holdAppendsReason == nil {
             active = try ActiveSegment.create(directory: directory, nodeID: configuration.nodeID,
                                               firstLSN: configuration.firstLSN)
+        } else {
+            active = nil  // the first segment waits for `releaseAppends`, which names its LSN
         }
         let nextLSN = inspection.segments.isEmpty ? configuration.firstLSN : inspection.nextLSN
-        report.segmentCount = entries.count + 1
+        report.foundSegments = !inspection.segments.isEmpty
+        report.firstLSN = inspection.segments.first?.scan?.header.firstLSN
+        report.segmentCount = entries.count + (active == nil ? 0 : 1)
         report.nextLSN = nextLSN
 
         let writer = LogWriter(configuration: configuration, lock: lock, closedSegments: entries,
-                               active: active, nextLSN: nextLSN)
+                               active: active, nextLSN: nextLSN, hold: configuration.holdAppendsReason)
         writer.start()
         return Log(configuration: configuration, openReport: report, writer: writer)
     }
@@ -91,6 +95,10 @@ public final class Log: Sendable {
     /// The highest LSN known to be on disk.
     public var durableLSN: LSN { writer.durableLSN }
 
+    /// The first LSN still on disk (the oldest segment's first LSN), nil while the log has
+    /// no segment. Records before it were deleted after a checkpoint applied them.
+    public var firstLSNOnDisk: LSN? { writer.firstLSNOnDisk }
+
     /// Bytes in all segments, the figure the disk budget applies to.
     public var sizeBytes: Int { writer.logSizeBytes }
 
@@ -99,6 +107,30 @@ public final class Log: Sendable {
 
     /// Why the log stopped taking appends, or nil while it is writable.
     public var stopReason: LogError? { writer.stopReason }
+
+    /// Whether an append now would be taken: not stopped, not held, not over the disk budget.
+    public var acceptsAppends: Bool {
+        if let limit = configuration.maxLogSizeBytes, sizeBytes > limit { return false }
+        return stopReason == nil && holdReason == nil
+    }
+
+    /// Why the owner holds appends back (`holdAppends`), or nil while they are taken.
+    public var holdReason: String? { writer.holdReason }
+
+    /// Refuses appends from now on with `LogError.appendsHeld(reason)`, until
+    /// `releaseAppends`. Appends already queued are still written and acknowledged.
+    public func holdAppends(reason: String) {
+        writer.holdAppends(reason: reason)
+    }
+
+    /// Takes appends again, continuing after `lsn`, and returns the LSN the next append
+    /// takes. A log that has no segment yet (opened held on an empty directory) starts its
+    /// first one at `lsn + 1`; a log whose end is before `lsn` throws `.endsBefore` and stays
+    /// held, because continuing would hand out LSNs that already mean something else.
+    @discardableResult
+    public func releaseAppends(continuingAfter lsn: LSN) async throws -> LSN {
+        try await writer.release(continuingAfter: lsn)
+    }
 
     /// Starts a new segment so that everything before it can be deleted once applied.
     /// Returns the new active segment's first LSN. Does nothing if the active segment has
@@ -123,6 +155,10 @@ public final class Log: Sendable {
 
 /// What `Log.open` found and did.
 public struct LogOpenReport: Sendable, Equatable {
+    /// Whether the directory held any segment when it was opened.
+    public var foundSegments = false
+    /// The first LSN still on disk (the first segment's), nil when there was no segment.
+    public var firstLSN: LSN?
     public var segmentCount = 0
     /// The LSN the next append takes.
     public var nextLSN: LSN = 1

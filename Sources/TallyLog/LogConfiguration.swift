@@ -17,6 +17,11 @@ public struct LogConfiguration: Sendable {
     public var maxLogSizeBytes: Int?
     /// The first LSN of the first segment when the directory holds none.
     public var firstLSN: LSN = 1
+    /// When set, the log opens holding appends back with this reason (they fail with
+    /// `LogError.appendsHeld`) until `Log.releaseAppends(continuingAfter:)`. An empty
+    /// directory then gets its first segment only at that call, at the LSN it names, so
+    /// nothing on disk claims an LSN before the owner knows where LSNs continue.
+    public var holdAppendsReason: String?
     /// Fault injection for tests: consulted before each frame write and fdatasync.
     public var faults: LogFaults?
     /// Called on the writer thread with each frame right after the fdatasync that made it

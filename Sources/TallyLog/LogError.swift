@@ -16,6 +16,12 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     case full(logSizeBytes: Int, maxLogSizeBytes: Int)
     /// One append carried more records than fit in one frame.
     case batchTooLarge(recordCount: Int, maxRecordCount: Int)
+    /// The log's owner holds appends back (`Log.holdAppends`): e.g. until it has learnt where
+    /// the node's LSNs must continue, or for good after it found its position inconsistent.
+    case appendsHeld(reason: String)
+    /// `Log.releaseAppends(continuingAfter:)` was asked to continue after an LSN this log
+    /// never reached: taking appends would reuse LSNs that already mean something else.
+    case endsBefore(lsn: LSN, logEnd: LSN)
 
     public var description: String {
         switch self {
@@ -41,6 +47,10 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
                 + "appends resume when a checkpoint reaches PostgreSQL"
         case .batchTooLarge(let count, let limit):
             return "an append of \(count) records exceeds the frame limit of \(limit)"
+        case .appendsHeld(let reason):
+            return "the log takes no appends: \(reason)"
+        case .endsBefore(let lsn, let logEnd):
+            return "the log ends at LSN \(logEnd), before LSN \(lsn) where it was asked to continue"
         }
     }
 }

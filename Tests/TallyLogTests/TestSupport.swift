@@ -37,7 +37,7 @@ func records(_ count: Int, startingAt seed: Int = 0, keys: Int = 1_000) -> [LogR
 }
 
 /// Every record in the log, read back through the reader.
-func readAll(_ directory: String, from first: LSN = 1) throws -> [(LSN, LogRecord)] {
+func readAll(_ directory: String, from first: LSN? = nil) throws -> [(LSN, LogRecord)] {
     var result: [(LSN, LogRecord)] = []
     try LogReader(directory: directory).forEachRecord(from: first) { result.append(($0, $1)) }
     return result

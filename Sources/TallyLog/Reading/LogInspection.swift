@@ -46,6 +46,17 @@ public struct LogInspection: Sendable {
             directory: directory, segments: [], problems: [],
             temporaryFiles: names.filter { $0.hasSuffix(SegmentName.temporarySuffix) }.sorted())
 
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let path = directory + "/" + name
+            guard SystemCalls.isDirectory(path), let nested = LogLocation.segmentDirectory(for: path) else { continue }
+            // The daemon reads only this directory: segments below it are invisible to it, and
+            // an empty-looking log would hand out their LSNs again.
+            inspection.problems.append(LogProblem(
+                kind: .corruption, segment: name + "/", offset: nil, lsn: nil,
+                message: "segments found in the subdirectory \(nested): a log keeps all its segments in "
+                    + "\(directory) itself; move them back there (or out of \(directory)) before starting"))
+        }
+
         var expectedNode = nodeID
         var previousEnd: LSN?
         for (index, name) in segmentNames.enumerated() {

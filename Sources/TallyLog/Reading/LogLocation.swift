@@ -4,8 +4,8 @@ public enum LogLocation {
     public static let walDirectoryName = "wal"
 
     /// The directory holding the log's segments for `path`: `path` itself when it holds
-    /// segments, else `path/wal`, else the first directory below it (three levels at most)
-    /// that holds segments. Nil when there is none.
+    /// segments, else `path/wal` when segments are in or below it, else the first directory
+    /// below `path` (three levels at most) that holds segments. Nil when there is none.
     public static func segmentDirectory(for path: String) -> String? {
         search(path, depth: 0)
     }
@@ -14,8 +14,10 @@ public enum LogLocation {
         guard depth <= 3, SystemCalls.isDirectory(directory),
               let names = try? SystemCalls.listDirectory(directory) else { return nil }
         if names.contains(where: { SegmentName.firstLSN(of: $0) != nil }) { return directory }
+        // A daemon's data directory: its log is `wal/` itself, even when segments were moved
+        // below it (the inspection of `wal/` then reports them instead of hiding the move).
         let wal = directory + "/" + walDirectoryName
-        if names.contains(walDirectoryName), let found = search(wal, depth: depth + 1) { return found }
+        if names.contains(walDirectoryName), search(wal, depth: depth + 1) != nil { return wal }
         for name in names.sorted() where name != walDirectoryName && !name.hasPrefix(".") {
             if let found = search(directory + "/" + name, depth: depth + 1) { return found }
         }

@@ -10,21 +10,25 @@ public struct LogReader: Sendable {
         self.directory = directory
     }
 
-    /// Calls `body` for every record with `from ≤ LSN ≤ through`, in order, and returns how
+    /// Calls `body` for every record with `from ≤ LSN ≤ through` (`from` nil: the first record
+    /// on disk), in order, and returns how
     /// many it visited. A torn tail at the end of the last segment ends the log; any other
     /// damage at or below `through` throws `LogReadError` before that segment's records
-    /// are visited.
+    /// are visited. So does a log whose first record on disk comes after `from`: the records
+    /// asked for were deleted, and a caller must never mistake the next ones for them.
     @discardableResult
     public func forEachRecord(
-        from first: LSN = 1, through last: LSN = .max,
+        from requestedFirst: LSN? = nil, through last: LSN = .max,
         _ body: (LSN, LogRecord) throws -> Void
     ) throws -> Int {
-        precondition(first >= 1, "LSNs start at 1")
+        precondition((requestedFirst ?? 1) >= 1, "LSNs start at 1")
+        let first = requestedFirst ?? 1
         let names = try SystemCalls.listDirectory(directory)
             .filter { SegmentName.firstLSN(of: $0) != nil }
             .sorted()
         var decoder = FrameDecoder()
         var visited = 0
+        var nextToVisit: LSN? = requestedFirst
         var expected: LSN? = nil
         for (index, name) in names.enumerated() {
             let isLastSegment = index == names.count - 1
@@ -58,8 +62,14 @@ public struct LogReader: Sendable {
                     if frame.header.lastLSN < first { continue }
                     try decoder.forEachRecord(in: raw, frame: frame) { lsn, record in
                         guard lsn >= first && lsn <= last else { return }
+                        if let expected = nextToVisit, lsn != expected {
+                            throw LogReadError(segment: name, offset: frame.offset, lsn: expected,
+                                               message: "records \(expected)…\(lsn - 1) are not on disk "
+                                                   + "(the log now starts at LSN \(lsn))")
+                        }
                         try body(lsn, record)
                         visited += 1
+                        nextToVisit = lsn + 1
                     }
                 }
                 return scan.nextLSN

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -63,7 +65,12 @@ enum SystemCalls {
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
         try fullSync(fd, path: path)
+        directorySyncObserver.withLock { $0 }?(path)
     }
+
+    /// Told of every directory fsync, for tests that check a directory entry was made
+    /// durable (no test can see a missing fsync in the page cache). Nil in production.
+    static let directorySyncObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
 
     static func truncate(_ fd: Int32, toSizeBytes size: Int, path: String) throws(LogError) {
         while ftruncate(fd, off_t(size)) != 0 {
@@ -79,8 +86,23 @@ enum SystemCalls {
         if Glibc.unlink(path) != 0 && errno != ENOENT { throw .io(operation: "unlink", path: path, errno: errno) }
     }
 
+    /// Creates a directory, and makes its creation durable: a directory entry is data of the
+    /// parent, so without the parent's fsync a crash could lose the new directory and every
+    /// segment written into it since.
     static func makeDirectory(_ path: String) throws(LogError) {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", path: path, errno: errno) }
+        if mkdir(path, 0o755) == 0 {
+            try syncDirectory(parentDirectory(of: path))
+        } else if errno != EEXIST {
+            throw .io(operation: "mkdir", path: path, errno: errno)
+        }
+    }
+
+    /// `path` without its last component (`.` for a bare name).
+    static func parentDirectory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        return slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
     }
 
     static func fileSize(_ fd: Int32, path: String) throws(LogError) -> Int {

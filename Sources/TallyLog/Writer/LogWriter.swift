@@ -39,6 +39,7 @@ final class LogWriter: @unchecked Sendable {
     enum Command {
         case roll(CheckedContinuation<LSN, any Error>)
         case truncate(through: LSN, CheckedContinuation<LogTruncation, any Error>)
+        case release(continuingAfter: LSN, CheckedContinuation<LSN, any Error>)
     }
 
     let configuration: LogConfiguration
@@ -50,13 +51,17 @@ final class LogWriter: @unchecked Sendable {
     private var pendingRecords = 0
     private var commands: [Command] = []
     private var failure: LogError?
+    /// Why appends are held back by the log's owner (nil: they are taken).
+    private var hold: String?
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
     private var closing = false
     private var finished = false
 
     // Owned by the writer thread alone (and by `init`, before the thread starts).
     private var closedSegments: [SegmentEntry]
-    private var active: ActiveSegment
+    /// Nil only while a log opened on an empty directory holds its appends: its first segment
+    /// is created by `release`, at the LSN the owner names.
+    private var active: ActiveSegment?
     private var nextLSN: LSN
     private var encoder = FrameEncoder()
 
@@ -64,17 +69,23 @@ final class LogWriter: @unchecked Sendable {
     private let durable: Atomic<UInt64>
     private let sizeBytes: Atomic<Int>
     private let segmentCount: Atomic<Int>
+    /// The oldest segment's first LSN, 0 while there is no segment.
+    private let oldestLSN: Atomic<UInt64>
 
     init(configuration: LogConfiguration, lock: DirectoryLock, closedSegments: [SegmentEntry],
-         active: ActiveSegment, nextLSN: LSN) {
+         active: ActiveSegment?, nextLSN: LSN, hold: String?) {
+        precondition(active != nil || (closedSegments.isEmpty && hold != nil),
+                     "only a log that holds its appends may lack an active segment")
         self.configuration = configuration
         self.lock = lock
         self.closedSegments = closedSegments
         self.active = active
         self.nextLSN = nextLSN
+        self.hold = hold
         durable = Atomic(nextLSN - 1)
-        sizeBytes = Atomic(closedSegments.reduce(active.entry.sizeBytes) { $0 + $1.sizeBytes })
-        segmentCount = Atomic(closedSegments.count + 1)
+        sizeBytes = Atomic(closedSegments.reduce(active?.entry.sizeBytes ?? 0) { $0 + $1.sizeBytes })
+        segmentCount = Atomic(closedSegments.count + (active == nil ? 0 : 1))
+        oldestLSN = Atomic(closedSegments.first?.firstLSN ?? active?.entry.firstLSN ?? 0)
     }
 
     func start() {
@@ -88,11 +99,29 @@ final class LogWriter: @unchecked Sendable {
     var durableLSN: LSN { durable.load(ordering: .acquiring) }
     var logSizeBytes: Int { sizeBytes.load(ordering: .relaxed) }
     var segmentsOnDisk: Int { segmentCount.load(ordering: .relaxed) }
+    var firstLSNOnDisk: LSN? {
+        let lsn = oldestLSN.load(ordering: .acquiring)
+        return lsn == 0 ? nil : lsn
+    }
 
     var stopReason: LogError? {
         condition.lock()
         defer { condition.unlock() }
         return failure
+    }
+
+    var holdReason: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return hold
+    }
+
+    /// Appends fail with `.appendsHeld(reason)` from now on, until `release`. Appends already
+    /// queued are still written: their appenders were told nothing yet, and will hear the truth.
+    func holdAppends(reason: String) {
+        condition.lock()
+        hold = reason
+        condition.unlock()
     }
 
     func append(_ records: [LogRecord]) async throws -> LSN {
@@ -113,7 +142,7 @@ final class LogWriter: @unchecked Sendable {
             return completion.complete(.failure(.full(logSizeBytes: logSizeBytes, maxLogSizeBytes: limit)))
         }
         condition.lock()
-        if let refusal = failure ?? (closing ? .closed : nil) {
+        if let refusal = failure ?? (closing ? .closed : nil) ?? hold.map({ .appendsHeld(reason: $0) }) {
             condition.unlock()
             return completion.complete(.failure(refusal))
         }
@@ -137,6 +166,12 @@ final class LogWriter: @unchecked Sendable {
     func truncate(through lsn: LSN) async throws -> LogTruncation {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(.truncate(through: lsn, continuation))
+        }
+    }
+
+    func release(continuingAfter lsn: LSN) async throws -> LSN {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.release(continuingAfter: lsn, continuation))
         }
     }
 
@@ -205,13 +240,16 @@ final class LogWriter: @unchecked Sendable {
     }
 
     private func flush(_ batch: [PendingAppend], recordCount: Int) {
+        // Appends are refused while there is no active segment (`hold` is set until `release`
+        // creates one), so a batch always has a segment to go to.
+        precondition(active != nil, "an append reached the writer before the log had a segment")
         let firstLSN = nextLSN
         encoder.encode(batch.lazy.map(\.records), recordCount: recordCount, firstLSN: firstLSN)
         let frameSize = encoder.frameLength
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            if active.frameCount > 0 && active.entry.sizeBytes + frameSize > configuration.segmentSizeBytes {
+            if active!.frameCount > 0 && active!.entry.sizeBytes + frameSize > configuration.segmentSizeBytes {
                 try rollActiveSegment()
             }
             try writeFrame()
@@ -220,8 +258,8 @@ final class LogWriter: @unchecked Sendable {
             stop(because: error, failing: batch)
             return
         }
-        active.entry.sizeBytes += frameSize
-        active.frameCount += 1
+        active!.entry.sizeBytes += frameSize
+        active!.frameCount += 1
         nextLSN = firstLSN + LSN(recordCount)
         sizeBytes.add(frameSize, ordering: .relaxed)
         durable.store(nextLSN - 1, ordering: .releasing)
@@ -239,10 +277,10 @@ final class LogWriter: @unchecked Sendable {
     }
 
     private func writeFrame() throws(LogError) {
-        let path = active.entry.path
-        let offset = active.entry.sizeBytes
+        let path = active!.entry.path
+        let offset = active!.entry.sizeBytes
         let action = configuration.faults?.write(encoder.frameLength) ?? .proceed
-        let fd = active.fd
+        let fd = active!.fd
         let failure: LogError? = encoder.withFrameBytes { bytes in
             do throws(LogError) {
                 switch action {
@@ -264,9 +302,9 @@ final class LogWriter: @unchecked Sendable {
     }
 
     private func sync() throws(LogError) {
-        try SystemCalls.dataSync(active.fd, path: active.entry.path)
+        try SystemCalls.dataSync(active!.fd, path: active!.entry.path)
         if let code = configuration.faults?.sync() {
-            throw .io(operation: "fdatasync", path: active.entry.path, errno: code)
+            throw .io(operation: "fdatasync", path: active!.entry.path, errno: code)
         }
     }
 
@@ -277,8 +315,10 @@ final class LogWriter: @unchecked Sendable {
     /// as a courtesy so that a reopen does not count what no client was told was stored; if
     /// the cut fails too, the frame is a torn tail or, if whole, an unacknowledged record.
     private func stop(because error: LogError, failing batch: [PendingAppend]) {
-        try? SystemCalls.truncate(active.fd, toSizeBytes: active.entry.sizeBytes, path: active.entry.path)
-        try? SystemCalls.dataSync(active.fd, path: active.entry.path)
+        if let active {
+            try? SystemCalls.truncate(active.fd, toSizeBytes: active.entry.sizeBytes, path: active.entry.path)
+            try? SystemCalls.dataSync(active.fd, path: active.entry.path)
+        }
         let reason = LogError.stopped(reason: error.description)
         condition.lock()
         failure = reason
@@ -302,42 +342,73 @@ final class LogWriter: @unchecked Sendable {
         case .roll(let continuation):
             do {
                 try rollActiveSegment()
-                continuation.resume(returning: active.entry.firstLSN)
+                continuation.resume(returning: active?.entry.firstLSN ?? nextLSN)
             } catch {
                 stop(because: error, failing: [])
                 continuation.resume(throwing: LogError.stopped(reason: error.description))
             }
         case .truncate(let lsn, let continuation):
             continuation.resume(returning: deleteSegments(through: lsn))
+        case .release(let lsn, let continuation):
+            do {
+                continuation.resume(returning: try release(continuingAfter: lsn))
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
+    }
+
+    /// Takes appends again, continuing after `lsn`. A log without segments starts its first
+    /// one right after `lsn` (a node whose disk was replaced continues after its checkpoint);
+    /// a log that has segments must already reach `lsn`, or the LSNs it would hand out next
+    /// would repeat ones that already mean something else, and nothing is released.
+    private func release(continuingAfter lsn: LSN) throws(LogError) -> LSN {
+        if active == nil {
+            let first = max(lsn + 1, configuration.firstLSN)
+            active = try ActiveSegment.create(directory: configuration.directory, nodeID: configuration.nodeID,
+                                              firstLSN: first)
+            nextLSN = first
+            durable.store(first - 1, ordering: .releasing)
+            sizeBytes.add(active!.entry.sizeBytes, ordering: .relaxed)
+            segmentCount.store(closedSegments.count + 1, ordering: .relaxed)
+            oldestLSN.store(first, ordering: .releasing)
+        } else if nextLSN <= lsn {
+            throw .endsBefore(lsn: lsn, logEnd: nextLSN - 1)
+        }
+        condition.lock()
+        hold = nil
+        condition.unlock()
+        return nextLSN
     }
 
     /// Starts a new segment at `nextLSN`. An active segment without frames is kept as it is.
     private func rollActiveSegment() throws(LogError) {
-        guard active.frameCount > 0 else { return }
+        guard let current = active, current.frameCount > 0 else { return }
         let next = try ActiveSegment.create(
             directory: configuration.directory, nodeID: configuration.nodeID, firstLSN: nextLSN)
-        SystemCalls.close(active.fd)
-        closedSegments.append(active.entry)
+        SystemCalls.close(current.fd)
+        closedSegments.append(current.entry)
         active = next
         sizeBytes.add(next.entry.sizeBytes, ordering: .relaxed)
         segmentCount.store(closedSegments.count + 1, ordering: .relaxed)
     }
 
     private func deleteSegments(through lsn: LSN) -> LogTruncation {
+        guard let active else { return LogTruncation() }  // no segment at all yet
         let result = LogMaintenance.deleteOldest(
             closedSegments, followedBy: active.entry.firstLSN, through: lsn, directory: configuration.directory)
         closedSegments.removeFirst(result.deletedSegments.count)
+        oldestLSN.store(closedSegments.first?.firstLSN ?? active.entry.firstLSN, ordering: .releasing)
         sizeBytes.subtract(result.deletedSizeBytes, ordering: .relaxed)
         segmentCount.store(closedSegments.count + 1, ordering: .relaxed)
         return result
     }
 
     private func finish() {
-        if stopReason == nil {
-            try? SystemCalls.dataSync(active.fd, path: active.entry.path)
+        if let active {
+            if stopReason == nil { try? SystemCalls.dataSync(active.fd, path: active.entry.path) }
+            SystemCalls.close(active.fd)
         }
-        SystemCalls.close(active.fd)
         lock.release()
         condition.lock()
         failure = failure ?? .closed
@@ -354,6 +425,7 @@ extension LogWriter.Command {
         switch self {
         case .roll(let continuation): continuation.resume(throwing: error)
         case .truncate(_, let continuation): continuation.resume(throwing: error)
+        case .release(_, let continuation): continuation.resume(throwing: error)
         }
     }
 }
