@@ -18,6 +18,7 @@ public enum TallyDaemon {
         options.segmentSizeBytes = configuration.segmentSizeBytes
         options.maxLogSizeBytes = configuration.maxLogBytes
         options.checkpointInterval = configuration.checkpointInterval
+        options.keepCheckpoints = configuration.keepCheckpoints
         options.frameObserver = { metrics.recordFrame($0) }
         let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import TallyCore
 import TallyLog
@@ -15,6 +16,13 @@ struct RecoverCommand: AsyncParsableCommand {
             last) and prints a summary. With corruption it applies the sound prefix only and \
             keeps everything from the first problem on (exit status 2). Running it twice applies \
             nothing the second time. --dry-run changes nothing: no cut, no migration, no write.
+
+            It refuses a log that does not fit the node's checkpoint, as the daemon does, and \
+            offers the two ways out: --accept-gap when the checkpoint is older than the first \
+            record on disk (PostgreSQL lost commits whose segments are gone; the totals will miss \
+            them), and --salvage-from LSN --as-node UUID to apply this log's records from LSN on \
+            under a new node id (when PostgreSQL credits this log's id with more than the log \
+            holds, e.g. two data directories shared one id). See docs/operations.md.
             """
     )
 
@@ -26,19 +34,59 @@ struct RecoverCommand: AsyncParsableCommand {
     @Flag(help: "Print what would be applied and change nothing.")
     var dryRun = false
 
+    @Flag(name: .customLong("accept-gap"),
+          help: "When the checkpoint is older than the first record on disk, apply what is on disk and accept that the records in between are lost.")
+    var acceptGap = false
+
+    @Option(name: .customLong("salvage-from"), help: "Apply the records from this LSN on under --as-node instead of the log's own node id.")
+    var salvageFrom: UInt64?
+
+    @Option(name: .customLong("as-node"), help: "A new, unused node id for --salvage-from.")
+    var asNode: String?
+
     mutating func run() async throws {
         guard let wal = LogLocation.segmentDirectory(for: dataDirectory) else {
             throw ToolError("no log segments (*\(SegmentName.suffix)) found in or below \(dataDirectory)")
         }
+        var salvage: Recovery.Salvage?
+        switch (salvageFrom, asNode) {
+        case (nil, nil): break
+        case (let from?, let node?):
+            guard let id = UUID(uuidString: node) else { throw ValidationError("--as-node must be a UUID") }
+            guard from >= 1 else { throw ValidationError("--salvage-from must be an LSN ≥ 1") }
+            salvage = Recovery.Salvage(fromLSN: from, node: id)
+        default:
+            throw ValidationError("--salvage-from and --as-node go together")
+        }
+        if salvage != nil && acceptGap { throw ValidationError("--salvage-from and --accept-gap exclude each other") }
         let client = PostgresClient(url: try database.resolvedURL())
         if !dryRun { try await Migrations(client: client).migrate() }
-        let report = try await Recovery(walDirectory: wal, sink: PostgresCheckpointSink(client: client),
-                                        dryRun: dryRun).run()
-        print(summary(report, wal: wal))
+        var recovery = Recovery(walDirectory: wal, sink: PostgresCheckpointSink(client: client), dryRun: dryRun,
+                                fence: try Self.fence(besideLog: wal))
+        recovery.acceptGap = acceptGap
+        recovery.salvage = salvage
+        let report: RecoveryReport
+        do {
+            report = try await recovery.run()
+        } catch let error as RecoveryError {
+            // Refused, nothing changed: a status of its own, apart from corruption (2).
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        print(summary(report, wal: wal, salvage: salvage))
         if !report.unrecoverable.isEmpty { throw ExitCode(2) }
     }
 
-    private func summary(_ report: RecoveryReport, wal: String) -> String {
+    /// The fence of the data directory that holds `wal` (the daemon's layout), if any.
+    private static func fence(besideLog wal: String) throws -> CheckpointFence? {
+        let parts = wal.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.last == Substring(LogLocation.walDirectoryName) else { return nil }
+        let dataDirectory = parts.count > 1 ? parts.dropLast().joined(separator: "/") : "."
+        guard FileManager.default.fileExists(atPath: dataDirectory + "/" + NodeIdentity.fileName) else { return nil }
+        return try CheckpointFence(dataDirectory: dataDirectory.isEmpty ? "/" : dataDirectory)
+    }
+
+    private func summary(_ report: RecoveryReport, wal: String, salvage: Recovery.Salvage?) -> String {
         let verb = report.dryRun ? "would apply" : "applied"
         var lines = ["log: \(wal)"]
         if let node = report.node { lines.append("node: \(node.uuidString.lowercased())") }
@@ -47,6 +95,10 @@ struct RecoverCommand: AsyncParsableCommand {
             lines.append("torn tail: \(report.dryRun ? "would cut" : "cut") \(report.tornTailBytes) bytes\(backup)")
         }
         lines.append("checkpoint LSN before: \(report.checkpointLSNBefore)")
+        if let gap = report.acceptedGap {
+            lines.append("accepted gap: LSNs \(gap.lowerBound)-\(gap.upperBound) are in neither the log nor PostgreSQL; "
+                + "the totals miss them")
+        }
         if let range = report.appliedLSNs {
             lines.append("\(verb): \(report.records) records, \(report.keys) keys, LSN \(range.lowerBound)-\(range.upperBound)")
         } else {
@@ -58,6 +110,12 @@ struct RecoverCommand: AsyncParsableCommand {
         }
         for problem in report.unrecoverable {
             lines.append("NOT APPLIED, needs an operator: \(problem)")
+        }
+        if let salvage, !report.dryRun {
+            let id = salvage.node.uuidString.lowercased()
+            lines.append("salvaged under node \(id); this log's segments were left as they are.")
+            lines.append("next: a daemon started with --node-id \(id) on a new, empty data directory continues after "
+                + "LSN \(report.checkpointLSNAfter); the salvaged directory must not be started again")
         }
         return lines.joined(separator: "\n")
     }

@@ -43,6 +43,37 @@ final class Daemon {
         Issue.record("the daemon did not start: \(log)")
     }
 
+    /// `GET path` on the daemon: status code and body.
+    func get(_ path: String) throws -> (status: Int, body: String) {
+        let output = try Daemon.curl(["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+        let status = Int(output.split(separator: "\n").last ?? "") ?? 0
+        return (status, String(output.dropLast(String(status).count + 1)))
+    }
+
+    /// `POST /increment` of `value` to `key`: the status code (0 without an answer).
+    @discardableResult
+    func increment(_ key: String, _ value: Int = 1) throws -> Int {
+        Int(try Daemon.curl(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d",
+                             #"{"key":"\#(key)","value":\#(value)}"#, "http://127.0.0.1:\(port)/increment"])) ?? 0
+    }
+
+    /// Waits until a metric line of `/metrics` satisfies `predicate` (e.g. the first
+    /// checkpoint pass is done), at most `seconds`.
+    func waitForMetric(_ name: String, seconds: Int = 15, _ predicate: (Double) -> Bool) async throws {
+        for _ in 0..<(seconds * 10) {
+            let text = try get("/metrics").body
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + " ") }),
+               let value = Double(line.split(separator: " ").last ?? ""), predicate(value) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("\(name) never reached the expected value: \(log)")
+    }
+
+    /// Waits until the startup pass has read the node's checkpoint (it runs at once).
+    func waitForFirstCheckpoint() async throws {
+        try await waitForMetric("tally_checkpoints_completed") { $0 >= 1 }
+    }
+
     /// Waits at most `seconds` for exit; kills it (and returns nil) past that.
     func waitForExit(seconds: Int) async throws -> Int32? {
         for _ in 0..<(seconds * 10) {

@@ -56,13 +56,89 @@ import TallyLog
 
         let compactor = Compactor(reader: LogReader(directory: dir.path))
         compactor.reset(after: 0)
-        compactor.absorb(firstLSN: 11, groups: [second])  // skips LSNs 1...10: ignored
-        compactor.absorb(firstLSN: 1, groups: [first])    // ignored too until caught up
-        try compactor.catchUp(through: 20)
+        try compactor.catchUp(through: 0)  // started and caught up: live frames count from here
+        #expect(compactor.nextLSN == 1)
+        compactor.absorb(firstLSN: 11, groups: [second])  // skips LSNs 1...10: the gap check refuses it
+        #expect(compactor.pending.records == 0, "a frame that does not continue the table is not absorbed")
+        compactor.absorb(firstLSN: 1, groups: [first])  // continues the table, but a gap is open: read from disk
+        #expect(compactor.pending.records == 0, "after a gap, nothing live counts until a catch-up")
+        #expect(try compactor.catchUp(through: 20) == 20)
         compactor.absorb(firstLSN: 11, groups: [second])  // already there: ignored
         let table = try #require(compactor.take())
         #expect(table.lastLSN == 20)
         #expect(table.sums == expectedTotals(first + second))
+        await log.close()
+    }
+
+    /// A source that runs `interleave` after the first record it hands out.
+    final class InterleavingSource: RecordSource, @unchecked Sendable {
+        let inner: LogReader
+        var interleave: (() -> Void)?
+        init(inner: LogReader) { self.inner = inner }
+        func forEachRecord(from first: LSN?, through last: LSN, _ body: (LSN, LogRecord) throws -> Void) throws -> Int {
+            try inner.forEachRecord(from: first, through: last) { lsn, record in
+                try body(lsn, record)
+                if let action = interleave {
+                    interleave = nil
+                    action()
+                }
+            }
+        }
+    }
+
+    @Test func aCatchUpOvertakenByAResetIsDropped() async throws {
+        let dir = TemporaryDirectory()
+        let log = try Log.open(LogConfiguration(directory: dir.path, nodeID: LogKey(testNode)))
+        var generator = SplitMix64(state: 2)
+        let records = randomRecords(30, keys: 5, using: &generator)
+        try await log.append(records)
+
+        let source = InterleavingSource(inner: LogReader(directory: dir.path))
+        let compactor = Compactor(reader: source)
+        compactor.reset(after: 0)
+        // While the catch-up reads 1…30, the checkpointer learns the stored LSN is 10.
+        source.interleave = { compactor.reset(after: 10) }
+        #expect(try compactor.catchUp(through: 30) == 0, "a stale catch-up adds nothing")
+        #expect(compactor.nextLSN == 11)
+        #expect(try compactor.catchUp(through: 30) == 20)
+        let table = try #require(compactor.take())
+        #expect(table.baseLSN == 10 && table.lastLSN == 30)
+        #expect(table.sums == expectedTotals(Array(records[10...])))
+        await log.close()
+    }
+
+    @Test func catchUpsRacingLiveAppendsEndEqualToAReplay() async throws {
+        let dir = TemporaryDirectory()
+        let compactor = Compactor(reader: LogReader(directory: dir.path))
+        var config = LogConfiguration(directory: dir.path, nodeID: LogKey(testNode))
+        config.segmentSizeBytes = 4_096
+        config.onDurable = { compactor.absorb($0) }
+        let log = try Log.open(config)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var generator = SplitMix64(state: UInt64(100 + task))
+                    for _ in 0..<60 {
+                        try await log.append(randomRecords(Int.random(in: 1...10, using: &generator), keys: 25, using: &generator))
+                    }
+                }
+            }
+            group.addTask {
+                // The checkpointer's catch-ups, starting before the table knows its base.
+                compactor.reset(after: 0)
+                for _ in 0..<40 {
+                    try compactor.catchUp(through: log.durableLSN)
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            try await group.waitForAll()
+        }
+        try compactor.catchUp(through: log.durableLSN)
+        let live = try #require(compactor.take())
+        var replayed = DeltaTable(after: 0)
+        try LogReader(directory: dir.path).forEachRecord { replayed.absorb($1, at: $0) }
+        #expect(live.lastLSN == log.durableLSN)
+        #expect(live == replayed)
         await log.close()
     }
 

@@ -40,6 +40,13 @@ final class MemorySink: CheckpointSink {
     let state = Mutex(State())
 
     func setFault(_ fault: Fault) { state.withLock { $0.fault = fault } }
+    /// What another process (or a restore of PostgreSQL) does to the row behind the node's back.
+    func setStored(_ node: UUID, _ lsn: LSN, totals: [LogKey: Int128]? = nil) {
+        state.withLock { state in
+            state.checkpoints[node] = lsn
+            if let totals { state.totals = totals }
+        }
+    }
     var totals: [LogKey: Int128] { state.withLock { $0.totals } }
     func storedLSN(_ node: UUID) -> LSN { state.withLock { $0.checkpoints[node] ?? 0 } }
 
@@ -95,15 +102,16 @@ struct Node {
     let compactor: Compactor
     let checkpointer: Checkpointer
 
-    init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20) throws {
+    init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20, keepCheckpoints: Int = 1) throws {
         let compactor = Compactor(reader: LogReader(directory: directory))
         var config = LogConfiguration(directory: directory, nodeID: LogKey(testNode))
         config.segmentSizeBytes = segmentSizeBytes
         config.onDurable = { compactor.absorb($0) }
         log = try Log.open(config)
         self.compactor = compactor
-        checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink,
-                                    configuration: CheckpointerConfiguration(node: testNode),
+        var checkpointing = CheckpointerConfiguration(node: testNode)
+        checkpointing.keepCheckpoints = keepCheckpoints
+        checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink, configuration: checkpointing,
                                     logger: Logger(label: "test"))
     }
 }

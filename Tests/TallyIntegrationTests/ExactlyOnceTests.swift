@@ -109,23 +109,25 @@ import TallyPostgres
         let sink = PostgresCheckpointSink(client: client)
         var workload = Workload(keyCount: 10)
         let first = try await startNode(data.path, sink: sink)
-        #expect(first.identity.isNew)
+        #expect(first.identity.origin == .generated)
         let batch = workload.next(30)
         try await first.log.append(batch)
         workload.acknowledge(batch)
         await first.log.close()  // crash before any checkpoint
 
         let second = try await startNode(data.path, sink: sink)
-        #expect(second.identity.id == first.identity.id && !second.identity.isNew)
+        #expect(second.identity.id == first.identity.id && second.identity.origin == .stored)
         #expect(second.log.openReport.nextLSN == 31)
         try await second.checkpointer.checkpoint()
         #expect(try await TestDatabase.totals(workload.keys, client: client) == workload.expected)
         await second.log.close()
 
-        // A node whose wal directory was emptied continues after its stored checkpoint.
+        // A node whose wal directory was emptied waits for its stored checkpoint, then continues after it.
         try FileManager.default.removeItem(atPath: data.path + "/wal")
         let third = try await startNode(data.path, sink: sink)
-        #expect(third.log.openReport.nextLSN == 31)
+        await #expect(throws: LogError.self) { try await third.log.append(workload.next(1)) }
+        try await third.checkpointer.checkpoint()
+        #expect(try await third.log.append(workload.next(1)) == 31)
         await third.log.close()
     }
 

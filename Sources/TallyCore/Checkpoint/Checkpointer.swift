@@ -13,32 +13,57 @@ import TallyLog
 /// we expected), nothing is re-added: the next pass reads the stored LSN and rebuilds the
 /// pending sums from the log, which still holds every record after any committed LSN.
 public final class Checkpointer: Sendable {
+    /// What this node knows of its checkpoint row. Every LSN the row holds must be one this
+    /// node put there (`NodePosition`), so the checkpointer never adopts an LSN it cannot
+    /// account for: it refuses, for good, and says why.
+    private enum Position: Sendable {
+        /// Not read yet: the first pass reads and judges it.
+        case unverified
+        /// The stored LSN as this node last saw or set it.
+        case known(LSN)
+        /// A COMMIT moving `known` to `target` may or may not have happened; only those two
+        /// LSNs are ours when the row is read back.
+        case inDoubt(known: LSN, target: LSN)
+        /// The log and the row do not fit: no more passes, appends held, until an operator acts.
+        case refused(NodePositionError)
+    }
+
     private struct State {
-        /// The stored checkpoint LSN as last known; nil means "read it back before anything".
-        var checkpointLSN: LSN?
+        var position = Position.unverified
         var status = CheckpointerStatus()
         /// Recent pass durations, for the deadline (how early to start).
         var recentDurations: [Duration] = []
+        /// The last `keepCheckpoints` confirmed LSNs, oldest first: segments are deleted only
+        /// through the oldest, so a PostgreSQL that loses its last commits can be replayed.
+        var recentConfirmed: [LSN] = []
     }
 
     private let log: Log
     private let compactor: Compactor
     private let sink: any CheckpointSink
+    private let fence: CheckpointFence?
     public let configuration: CheckpointerConfiguration
     private let logger: Logger
     private let io: BlockingExecutor
     private let state = Mutex(State())
+    /// The log took appends before the first read of the stored LSN (its position was
+    /// proven locally): what it took meanwhile is reported if the read disagrees after all.
+    private let tookAppendsBeforeVerifying: Bool
     /// Serialises passes: the scheduled loop and `finalCheckpoint` never overlap.
     private let passLock = AsyncLock()
 
-    public init(log: Log, compactor: Compactor, sink: any CheckpointSink,
+    /// - Parameter fence: the data directory's checkpoint fence; nil for a log without one
+    ///   (tests, tools), which then skips the checks that need it.
+    public init(log: Log, compactor: Compactor, sink: any CheckpointSink, fence: CheckpointFence? = nil,
                 configuration: CheckpointerConfiguration, logger: Logger) {
         self.log = log
         self.compactor = compactor
         self.sink = sink
+        self.fence = fence
         self.configuration = configuration
         self.logger = logger
         self.io = BlockingExecutor(name: "tally-checkpoint-io")
+        tookAppendsBeforeVerifying = log.holdReason == nil
     }
 
     deinit {
@@ -60,6 +85,11 @@ public final class Checkpointer: Sendable {
         var nextRegular = clock.now + configuration.interval
         var backoff = configuration.initialBackoff
         while !Task.isCancelled {
+            if isRefused {
+                // Nothing will fit until an operator acts; the refusal was logged once.
+                try? await Task.sleep(for: configuration.interval)
+                continue
+            }
             let now = clock.now
             if isDue(now: now, nextRegular: nextRegular) {
                 do {
@@ -78,21 +108,30 @@ public final class Checkpointer: Sendable {
         }
     }
 
+    private var isRefused: Bool {
+        state.withLock { if case .refused = $0.position { true } else { false } }
+    }
+
     private func isDue(now: ContinuousClock.Instant, nextRegular: ContinuousClock.Instant) -> Bool {
-        let (known, expected) = state.withLock { ($0.checkpointLSN != nil, $0.recentDurations.max() ?? .zero) }
+        let (known, expected) = state.withLock { state -> (Bool, Duration) in
+            let known = if case .known = state.position { true } else { false }
+            return (known, state.recentDurations.max() ?? .zero)
+        }
         if !known || now >= nextRegular { return true }
         guard configuration.keepsFreshnessBound, let oldest = compactor.oldestPendingAt else { return false }
         // Start early enough that the COMMIT lands within the bound of the oldest increment.
         return now >= oldest + CheckpointerConfiguration.freshnessBound - expected - configuration.deadlineMargin
     }
 
-    /// One checkpoint pass, now. Throws when the sink failed; the state stays consistent.
+    /// One checkpoint pass, now. Throws when the sink failed or the node's position is
+    /// refused; the state stays consistent.
     public func checkpoint() async throws {
         try await passLock.withLock { try await self.pass() }
     }
 
     /// The last checkpoint before exit: the caller has closed the log, so this pass makes
-    /// PostgreSQL hold every acknowledged increment. Retries until `timeout`.
+    /// PostgreSQL hold every acknowledged increment. Retries until `timeout`; gives up at
+    /// once when the node's position is refused (the log keeps everything).
     public func finalCheckpoint(timeout: Duration = .seconds(5)) async throws {
         let deadline = ContinuousClock.now + timeout
         var backoff = configuration.initialBackoff
@@ -101,7 +140,7 @@ public final class Checkpointer: Sendable {
                 try await checkpoint()
                 if compactor.pending.records == 0 { return }
             } catch {
-                if ContinuousClock.now + backoff >= deadline { throw error }
+                if error is NodePositionError || ContinuousClock.now + backoff >= deadline { throw error }
                 try await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
@@ -111,7 +150,7 @@ public final class Checkpointer: Sendable {
     private func pass() async throws {
         let started = ContinuousClock.now
         do {
-            let checkpointLSN = try await establishCheckpointLSN()
+            let checkpointLSN = try await verifiedPosition()
             // Roll so that everything up to here sits in closed, deletable segments. A stopped
             // or closed log cannot roll, but what it holds must still be checkpointed.
             _ = try? await log.rollSegment()
@@ -125,53 +164,163 @@ public final class Checkpointer: Sendable {
         }
     }
 
-    /// The stored checkpoint LSN, reading it back (and resetting the compactor to it) when
-    /// it is not known: at start, and after a conflict or an unknown commit outcome.
-    private func establishCheckpointLSN() async throws -> LSN {
-        if let known = state.withLock({ $0.checkpointLSN }) { return known }
-        let stored = try await sink.checkpointLSN(node: configuration.node)
-        let durable = log.durableLSN
-        guard stored <= durable else {
-            throw CheckpointerError.checkpointAheadOfLog(checkpointLSN: stored, durableLSN: durable)
+    /// The stored checkpoint LSN this pass builds on: as known, or read back and judged
+    /// (at start, and after a COMMIT whose outcome is unknown).
+    private func verifiedPosition() async throws -> LSN {
+        let position = state.withLock { $0.position }
+        switch position {
+        case .known(let lsn):
+            return lsn
+        case .refused(let error):
+            throw error
+        case .unverified:
+            let stored = try await sink.checkpointLSN(node: configuration.node)
+            let opened = log.openReport.nextLSN
+            let durable = log.durableLSN
+            let taken: ClosedRange<LSN>? = tookAppendsBeforeVerifying && durable >= opened ? opened...durable : nil
+            return try await adopt(NodePosition.atStart(stored: stored, log: logExtent, fence: fence?.marks,
+                                                        takenSinceStart: taken))
+        case .inDoubt(let known, let target):
+            let stored = try await sink.checkpointLSN(node: configuration.node)
+            return try await adopt(NodePosition.later(stored: stored, known: known, inDoubtTarget: target, log: logExtent))
+        }
+    }
+
+    private var logExtent: NodePosition.LogExtent {
+        NodePosition.LogExtent(firstLSN: log.firstLSNOnDisk, endLSN: log.durableLSN)
+    }
+
+    /// Acts on a judgement of the stored LSN: refuses for good, or (re)builds the pending
+    /// sums from the log after it, lets a log that waited for this take appends, and
+    /// remembers the LSN as confirmed.
+    private func adopt(_ verdict: NodePosition.Verdict) async throws -> LSN {
+        let stored: LSN
+        switch verdict {
+        case .refuse(let error):
+            refuse(error)
+            throw error
+        case .continueAfter(let lsn, let regressedFrom):
+            stored = lsn
+            if let regressedFrom { reportRegression(from: regressedFrom, to: lsn) }
         }
         compactor.reset(after: stored)
-        state.withLock { $0.checkpointLSN = stored }
-        logger.info("checkpoint position read", metadata: ["lsn": "\(stored)", "durable_lsn": "\(durable)"])
+        if log.holdReason == Self.waitingReason {
+            do {
+                try await log.releaseAppends(continuingAfter: stored)
+            } catch LogError.endsBefore(_, let logEnd) {
+                let error = NodePositionError.aheadOfLog(storedLSN: stored, logEnd: logEnd, takenSinceStart: nil)
+                refuse(error)
+                throw error
+            }
+        }
+        try await confirm(stored)
+        state.withLock { state in
+            state.position = .known(stored)
+            state.status.checkpointLSN = stored
+        }
+        logger.info("checkpoint position read", metadata: ["lsn": "\(stored)", "durable_lsn": "\(log.durableLSN)"])
         return stored
+    }
+
+    /// The reason a node that cannot yet prove where its LSNs continue holds its appends.
+    public static let waitingReason =
+        "waiting for PostgreSQL: this node's log cannot prove it is ahead of its stored checkpoint, "
+            + "so its LSNs must continue after that checkpoint, which is not read yet"
+
+    private func refuse(_ error: NodePositionError) {
+        let first = state.withLock { state -> Bool in
+            if case .refused = state.position { return false }
+            state.position = .refused(error)
+            state.status.positionError = error
+            return true
+        }
+        log.holdAppends(reason: error.description)
+        if first {
+            logger.critical("this node refuses writes and stops counting", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    private func reportRegression(from: LSN, to: LSN) {
+        state.withLock { state in
+            state.status.regressions += 1
+            state.status.lastRegression = CheckpointerStatus.Regression(fromLSN: from, toLSN: to)
+            state.recentConfirmed.removeAll()
+        }
+        logger.error("PostgreSQL's checkpoint for this node went back: it lost commits (a restore, or a standby promoted without them); replaying the log after the older LSN", metadata: [
+                         "from_lsn": "\(from)", "to_lsn": "\(to)"])
+    }
+
+    /// Records `lsn` as read back: in the fence, and among the recent checkpoints whose
+    /// segments are kept.
+    private func confirm(_ lsn: LSN) async throws {
+        if let fence, fence.marks?.confirmed != lsn {
+            do {
+                try await io.run { try fence.recordConfirmed(lsn) }
+            } catch {
+                logger.warning("could not update the checkpoint fence", metadata: ["error": "\(error)"])
+            }
+        }
+        state.withLock { state in
+            if state.recentConfirmed.last != lsn { state.recentConfirmed.append(lsn) }
+            if state.recentConfirmed.count > configuration.keepCheckpoints { state.recentConfirmed.removeFirst() }
+        }
     }
 
     private func apply(after checkpointLSN: LSN) async throws {
         let pendingSince = compactor.oldestPendingAt
         guard let table = compactor.take() else { return }
         precondition(table.baseLSN == checkpointLSN, "compactor base \(table.baseLSN) is not the checkpoint \(checkpointLSN)")
+        var expected = checkpointLSN
         if !table.isEmpty {
-            let batchLSN = table.lastLSN
+            let target = table.lastLSN
             do {
+                // Before anything can commit: a stored LSN above `attempted` is never ours.
+                if let fence { try await io.run { try fence.recordAttempt(target) } }
                 // Sorting a million keys takes a few hundred milliseconds: not on the
                 // cooperative pool, whose two threads here also run the HTTP handlers.
                 let deltas = try await io.run { table.sortedDeltas() }
                 try await sink.apply(CheckpointBatch(node: configuration.node, previousLSN: table.baseLSN,
-                                                     lsn: batchLSN, deltas: deltas))
-            } catch let error as CheckpointSinkError {
-                // Unknown outcome or a moved LSN: re-adding could count twice. Forget the
-                // sums; the next pass reads the LSN back and rebuilds from the log.
-                state.withLock { $0.checkpointLSN = nil }
-                throw error
+                                                     lsn: target, deltas: deltas))
+            } catch CheckpointSinkError.outcomeUnknown(let reason) {
+                // Re-adding could count twice: forget the sums; the next pass reads the LSN
+                // back, recognises only `checkpointLSN` or `target`, and rebuilds from the log.
+                state.withLock { $0.position = .inDoubt(known: checkpointLSN, target: target) }
+                throw CheckpointSinkError.outcomeUnknown(reason: reason)
+            } catch CheckpointSinkError.conflict(let node, let expectedLSN, let stored) {
+                // The row is not where this node left it. Never adopt that blindly.
+                var actual = stored
+                if actual == nil { actual = try await sink.checkpointLSN(node: configuration.node) }
+                let storedLSN = actual ?? 0
+                _ = try await adopt(NodePosition.later(stored: storedLSN, known: checkpointLSN, inDoubtTarget: nil,
+                                                       log: logExtent))
+                throw CheckpointSinkError.conflict(node: node, expectedLSN: expectedLSN, storedLSN: storedLSN)
             } catch {
                 compactor.restore(table, pendingSince: pendingSince)
                 throw error
             }
-            state.withLock { $0.checkpointLSN = batchLSN }
+            state.withLock { $0.position = .known(target) }
+            expected = target
         }
-        // Delete by the LSN read back from the sink, never by what we believe we wrote.
+        // Delete by the LSN read back from the sink, never by what we believe we wrote. An
+        // idle pass reads it too, so a row moved by someone else is noticed within an interval.
         let stored = try await sink.checkpointLSN(node: configuration.node)
-        guard stored == table.lastLSN else {
-            state.withLock { $0.checkpointLSN = nil }
-            throw CheckpointSinkError.conflict(node: configuration.node, expectedLSN: table.lastLSN, storedLSN: stored)
+        guard stored == expected else {
+            _ = try await adopt(NodePosition.later(stored: stored, known: expected, inDoubtTarget: nil, log: logExtent))
+            throw CheckpointSinkError.conflict(node: configuration.node, expectedLSN: expected, storedLSN: stored)
+        }
+        try await confirm(stored)
+        state.withLock { $0.status.checkpointLSN = stored }
+        // Keep the segments of the last `keepCheckpoints` checkpoints for a replay, unless the
+        // log is over its disk budget: then taking writes again wins, and only what the
+        // latest checkpoint covers is deleted.
+        let overBudget = log.configuration.maxLogSizeBytes.map { log.sizeBytes > $0 } ?? false
+        let through = state.withLock { state -> LSN? in
+            if overBudget { return state.recentConfirmed.last }
+            return state.recentConfirmed.count == configuration.keepCheckpoints ? state.recentConfirmed.first : nil
         }
         // A closed or stopped log (shutdown, disk failure) keeps its segments: the next
         // start deletes them. A failed delete is retried by the next pass.
-        guard let truncation = try? await log.truncate(through: stored) else { return }
+        guard let through, let truncation = try? await log.truncate(through: through) else { return }
         if let failure = truncation.failure {
             logger.warning("could not delete an applied segment; will retry", metadata: ["error": "\(failure)"])
         }
@@ -185,7 +334,6 @@ public final class Checkpointer: Sendable {
             state.status.checkpointsCompleted += 1
             state.status.lastDuration = duration
             state.status.lastSuccessAt = .now
-            state.status.checkpointLSN = state.checkpointLSN
             state.recentDurations.append(duration)
             if state.recentDurations.count > 8 { state.recentDurations.removeFirst() }
             return wasDown
@@ -202,23 +350,9 @@ public final class Checkpointer: Sendable {
             state.status.checkpointsFailed += 1
             return wasUp
         }
-        if wasUp {
+        if wasUp && !(error is NodePositionError) {
             logger.error("checkpoint failed; the log keeps every increment and checkpoints retry",
                          metadata: ["error": "\(message)"])
-        }
-    }
-}
-
-public enum CheckpointerError: Error, CustomStringConvertible {
-    /// PostgreSQL holds a checkpoint past the end of this node's log: the log lost data, or
-    /// the node id is shared with another data directory. Counting stops rather than guess.
-    case checkpointAheadOfLog(checkpointLSN: LSN, durableLSN: LSN)
-
-    public var description: String {
-        switch self {
-        case .checkpointAheadOfLog(let checkpoint, let durable):
-            "PostgreSQL's checkpoint LSN \(checkpoint) is past this node's log end \(durable): the log lost data "
-                + "or another data directory uses the same node id"
         }
     }
 }

@@ -15,6 +15,12 @@ public struct CheckpointerConfiguration: Sendable {
     public var maxBackoff: Duration = .seconds(5)
     /// How often the scheduler looks at its deadlines.
     public var tick: Duration = .milliseconds(100)
+    /// Segments stay on disk until this many later checkpoints have been confirmed, so that
+    /// a PostgreSQL that loses its last commits (a restore, an asynchronous standby promoted)
+    /// can be replayed from the log. 1 deletes a segment as soon as it is applied.
+    public var keepCheckpoints = 1 {
+        didSet { precondition(keepCheckpoints >= 1, "at least the last checkpoint is kept") }
+    }
 
     public init(node: UUID) {
         self.node = node

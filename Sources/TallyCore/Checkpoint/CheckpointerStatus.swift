@@ -16,6 +16,26 @@ public struct CheckpointerStatus: Sendable {
     public var pendingRecords: UInt64 = 0
     /// When the oldest pending record was absorbed.
     public var oldestPendingAt: ContinuousClock.Instant?
+    /// Set for good once the log and PostgreSQL's checkpoint were found not to fit: the node
+    /// refuses writes and stops counting until an operator acts.
+    public var positionError: NodePositionError?
+    /// Times PostgreSQL's checkpoint LSN was found lower than this node had confirmed.
+    public var regressions = 0
+    public var lastRegression: Regression?
+
+    /// PostgreSQL's checkpoint LSN went back from `fromLSN` to `toLSN`; the log after
+    /// `toLSN` is being applied again.
+    public struct Regression: Sendable, Equatable {
+        public var fromLSN: LSN
+        public var toLSN: LSN
+    }
+
+    /// Whether a regression is still being healed: PostgreSQL has not yet been brought back
+    /// to where it was before it lost commits.
+    public var isHealingRegression: Bool {
+        guard let lastRegression else { return false }
+        return (checkpointLSN ?? 0) < lastRegression.fromLSN
+    }
 
     /// How long the oldest pending increment has waited for PostgreSQL.
     public func lag(now: ContinuousClock.Instant = .now) -> Duration {

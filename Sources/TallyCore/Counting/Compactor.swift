@@ -23,9 +23,11 @@ public final class Compactor: Sendable {
     }
 
     private let state = Mutex(State())
-    private let reader: LogReader
+    private let reader: any RecordSource
 
-    public init(reader: LogReader) {
+    /// - Parameter reader: where catch-up reads records: the log's files (`LogReader`), or
+    ///   in tests a source that interleaves other events with the read.
+    public init(reader: any RecordSource) {
         self.reader = reader
     }
 
@@ -156,3 +158,15 @@ public enum CompactorError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// Records in LSN order, read from wherever the log keeps them. `LogReader` is the one
+/// production source; the protocol exists so that tests can interleave a reset or live
+/// frames with a catch-up's read deterministically.
+public protocol RecordSource: Sendable {
+    /// Calls `body` for every record with `from ≤ LSN ≤ through`, in order; throws when the
+    /// first record available comes after `from` (see `LogReader`).
+    @discardableResult
+    func forEachRecord(from first: LSN?, through last: LSN, _ body: (LSN, LogRecord) throws -> Void) throws -> Int
+}
+
+extension LogReader: RecordSource {}

@@ -6,11 +6,12 @@ import TallyLog
 ///
 /// `start` is the daemon's startup recovery: lock and scan the log (cutting a torn tail),
 /// hook the compactor to the writer, and hand the checkpointer the job of reading the
-/// checkpoint LSN and replaying the log after it. It does not wait for PostgreSQL: the log
-/// knows its own end, so appends are served at once and counting begins when the
-/// checkpoint LSN can be read. The one exception is a node whose log directory is empty but
-/// whose id is not new: its checkpoint may be ahead of LSN 1, so the log's first LSN must
-/// come from PostgreSQL (next LSN = max(log end, checkpoint) + 1) before anything is appended.
+/// checkpoint LSN and replaying the log after it. It does not wait for PostgreSQL: appends
+/// are served at once when the log can prove that its end is not behind the node's stored
+/// checkpoint — an id this start drew at random, or a log that reaches the highest LSN its
+/// fence says was ever sent to PostgreSQL. Any other log (a new disk for a known id, an
+/// emptied or restored `wal/`, a cut tail) holds its appends until the first checkpoint
+/// pass has read the stored LSN; its LSNs then continue after it (`NodePosition`).
 public final class CountingNode: Sendable {
     public let identity: NodeIdentity
     public let log: Log
@@ -24,8 +25,12 @@ public final class CountingNode: Sendable {
         public var segmentSizeBytes: Int = 64 << 20
         public var maxLogSizeBytes: Int?
         public var checkpointInterval: Duration = .seconds(9)
+        /// Checkpoints whose segments stay on disk (see `CheckpointerConfiguration`).
+        public var keepCheckpoints = 1
         /// Also told of every durable frame (after the compactor), e.g. for metrics. Must not block.
         public var frameObserver: (@Sendable (DurableFrame) -> Void)?
+        /// Injected disk failures, for tests (see `LogFaults`).
+        public var logFaults: LogFaults?
 
         public init(dataDirectory: String) {
             self.dataDirectory = dataDirectory
@@ -45,19 +50,19 @@ public final class CountingNode: Sendable {
     public static func start(_ options: Options, sink: any CheckpointSink, logger: Logger) async throws -> CountingNode {
         let identity = try NodeIdentity.loadOrCreate(dataDirectory: options.dataDirectory,
                                                      requested: options.requestedNodeID)
+        let fence = try CheckpointFence(dataDirectory: options.dataDirectory)
+        if identity.origin == .generated { try fence.reset() }  // a new id has checkpointed nothing
+
         let compactor = Compactor(reader: LogReader(directory: options.walDirectory))
         var configuration = LogConfiguration(directory: options.walDirectory, nodeID: LogKey(identity.id))
         configuration.segmentSizeBytes = options.segmentSizeBytes
         configuration.maxLogSizeBytes = options.maxLogSizeBytes
+        configuration.holdAppendsReason = Checkpointer.waitingReason
+        configuration.faults = options.logFaults
         let observer = options.frameObserver
         configuration.onDurable = { frame in
             compactor.absorb(frame)
             observer?(frame)
-        }
-
-        let hasSegments = (LogLocation.segmentDirectory(for: options.walDirectory) != nil)
-        if !hasSegments && !identity.isNew {
-            configuration.firstLSN = try await checkpointLSNWhenReachable(sink: sink, node: identity.id, logger: logger) + 1
         }
 
         let opening = BlockingExecutor(name: "tally-log-open", maxQueuedJobs: 1)
@@ -70,21 +75,45 @@ public final class CountingNode: Sendable {
         for name in report.removedTemporaryFiles {
             logger.notice("removed an interrupted segment creation", metadata: ["file": "\(name)"])
         }
+        if let proof = provenPosition(identity: identity, fence: fence.marks, report: report) {
+            try await log.releaseAppends(continuingAfter: proof)
+        } else {
+            logger.notice("appends wait until PostgreSQL says where this node's LSNs continue", metadata: [
+                "node": "\(identity.id.uuidString.lowercased())", "origin": "\(identity.origin)"])
+        }
         logger.info("log opened", metadata: [
-            "node": "\(identity.id.uuidString.lowercased())", "segments": "\(report.segmentCount)",
-            "next_lsn": "\(report.nextLSN)", "new_node": "\(identity.isNew)",
+            "node": "\(identity.id.uuidString.lowercased())", "segments": "\(log.segmentCount)",
+            "next_lsn": "\(report.nextLSN)", "origin": "\(identity.origin)",
+            "taking_writes": "\(log.holdReason == nil)",
         ])
 
         var checkpointing = CheckpointerConfiguration(node: identity.id)
         checkpointing.interval = options.checkpointInterval
+        checkpointing.keepCheckpoints = options.keepCheckpoints
         if !checkpointing.keepsFreshnessBound {
             logger.warning("checkpoint interval is 10 s or more: PostgreSQL may be more than 10 s behind",
                            metadata: ["interval": "\(options.checkpointInterval)"])
         }
-        let checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink,
+        let checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink, fence: fence,
                                         configuration: checkpointing, logger: logger)
         return CountingNode(identity: identity, log: log, compactor: compactor, checkpointer: checkpointer,
                             logger: logger)
+    }
+
+    /// The LSN after which the log may take appends before PostgreSQL is read, when the log
+    /// can prove that PostgreSQL's checkpoint is not ahead of it; nil when it cannot.
+    static func provenPosition(identity: NodeIdentity, fence: CheckpointFence.Marks?, report: LogOpenReport) -> LSN? {
+        switch identity.origin {
+        case .generated:
+            return 0  // nobody can have checkpointed an id drawn just now
+        case .requested:
+            return nil  // a known node on a new disk: its checkpoint may be anywhere
+        case .stored:
+            guard let fence else { return nil }  // no record of what was ever sent
+            let logEnd = report.nextLSN - 1
+            if !report.foundSegments { return fence.attempted == 0 ? 0 : nil }
+            return logEnd >= fence.attempted ? fence.attempted : nil
+        }
     }
 
     /// Runs the checkpointer until the task is cancelled.
@@ -100,25 +129,5 @@ public final class CountingNode: Sendable {
         await log.close()
         try await checkpointer.finalCheckpoint(timeout: finalCheckpointTimeout)
         logger.info("final checkpoint done", metadata: ["lsn": "\(checkpointer.status.checkpointLSN ?? 0)"])
-    }
-
-    /// Waits (with capped backoff) until the sink answers, for the one case that must.
-    private static func checkpointLSNWhenReachable(sink: any CheckpointSink, node: UUID, logger: Logger) async throws -> LSN {
-        var backoff = Duration.milliseconds(200)
-        var attempts = 0
-        while true {
-            do {
-                return try await sink.checkpointLSN(node: node)
-            } catch {
-                if attempts == 0 {
-                    logger.warning(
-                        "the log directory is empty but the node id is not new: waiting for PostgreSQL to learn where this node's LSNs continue",
-                        metadata: ["error": "\(error)"])
-                }
-                attempts += 1
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(5))
-            }
-        }
     }
 }

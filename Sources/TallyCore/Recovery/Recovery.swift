@@ -9,15 +9,41 @@ import TallyLog
 /// the segments it covers, never the last one. On a corrupt log it applies the sound prefix
 /// and stops before the first problem: nothing past a corruption is applied or deleted.
 /// Running it again applies nothing, because the checkpoint LSN has moved.
+///
+/// It refuses, like the daemon (`NodePosition`), a log and a checkpoint that do not fit,
+/// and offers the two explicit ways out an operator may choose:
+/// - `acceptGap`: the checkpoint is before the first record on disk (PostgreSQL lost
+///   commits whose segments are gone); apply what is on disk and move the checkpoint past
+///   the gap, accepting that the totals miss the gap's records.
+/// - `salvage`: keep records of a log whose node id PostgreSQL credits with more (another
+///   data directory used the same id, or the log was restored): apply the log's records
+///   from an LSN on under a new node id, whose checkpoint row then holds the log's end, so
+///   a second run applies nothing and a daemon started with that id continues after it.
 public struct Recovery {
+    /// Apply the records from `fromLSN` on under `node` instead of the log's own id.
+    public struct Salvage: Sendable, Equatable {
+        public var fromLSN: LSN
+        public var node: UUID
+
+        public init(fromLSN: LSN, node: UUID) {
+            self.fromLSN = fromLSN
+            self.node = node
+        }
+    }
+
     public var walDirectory: String
     public var sink: any CheckpointSink
     public var dryRun: Bool
+    /// The data directory's fence, kept in step with what recover stores (nil: none beside the log).
+    public var fence: CheckpointFence?
+    public var acceptGap = false
+    public var salvage: Salvage?
 
-    public init(walDirectory: String, sink: any CheckpointSink, dryRun: Bool) {
+    public init(walDirectory: String, sink: any CheckpointSink, dryRun: Bool, fence: CheckpointFence? = nil) {
         self.walDirectory = walDirectory
         self.sink = sink
         self.dryRun = dryRun
+        self.fence = fence
     }
 
     public func run() async throws -> RecoveryReport {
@@ -26,10 +52,11 @@ public struct Recovery {
 
         var inspection = try LogInspection.inspect(directory: walDirectory)
         var report = RecoveryReport(dryRun: dryRun)
-        guard let node = inspection.segments.lazy.compactMap({ $0.scan?.header.nodeID }).first?.uuid else {
+        guard let logNode = inspection.segments.lazy.compactMap({ $0.scan?.header.nodeID }).first?.uuid else {
             report.unrecoverable = inspection.corruption
             return report
         }
+        let node = salvage?.node ?? logNode
         report.node = node
 
         if let (segment, damage) = inspection.tornTail {
@@ -45,18 +72,42 @@ public struct Recovery {
         let firstBad = inspection.corruption.compactMap(\.lsn).min()
         let logEnd = inspection.nextLSN - 1
         let soundEnd = firstBad.map { min($0 - 1, logEnd) } ?? logEnd
+        let firstOnDisk = inspection.segments.first?.scan?.header.firstLSN ?? 1
 
         let checkpoint = try await sink.checkpointLSN(node: node)
         report.checkpointLSNBefore = checkpoint
         report.checkpointLSNAfter = checkpoint
-        let firstOnDisk = inspection.segments.first?.scan?.header.firstLSN ?? 1
-        guard checkpoint + 1 >= firstOnDisk else {
-            throw RecoveryError.recordsMissing(checkpointLSN: checkpoint, firstLSNOnDisk: firstOnDisk)
+
+        let applyFrom: LSN
+        if let salvage {
+            guard salvage.node != logNode else { throw RecoveryError.salvageUnderOwnID(node: logNode) }
+            guard salvage.fromLSN >= firstOnDisk else {
+                throw RecoveryError.salvageBeforeLog(fromLSN: salvage.fromLSN, firstLSNOnDisk: firstOnDisk)
+            }
+            if checkpoint == soundEnd { return report }  // salvaged before: nothing more to do
+            guard checkpoint == 0 else { throw RecoveryError.salvageNodeInUse(node: salvage.node, checkpointLSN: checkpoint) }
+            applyFrom = salvage.fromLSN
+        } else {
+            if let marks = fence?.marks, checkpoint > marks.attempted {
+                throw RecoveryError.position(.movedElsewhere(storedLSN: checkpoint, knownLSN: marks.confirmed, logEnd: logEnd))
+            }
+            if checkpoint > logEnd {
+                throw RecoveryError.position(.aheadOfLog(storedLSN: checkpoint, logEnd: logEnd, takenSinceStart: nil))
+            }
+            if checkpoint + 1 < firstOnDisk {
+                guard acceptGap else {
+                    throw RecoveryError.position(.recordsMissing(storedLSN: checkpoint, firstLSNOnDisk: firstOnDisk))
+                }
+                report.acceptedGap = (checkpoint + 1)...(firstOnDisk - 1)
+                applyFrom = firstOnDisk
+            } else {
+                applyFrom = checkpoint + 1
+            }
         }
 
-        if soundEnd > checkpoint {
-            var table = DeltaTable(after: checkpoint)
-            try LogReader(directory: walDirectory).forEachRecord(from: checkpoint + 1, through: soundEnd) { lsn, record in
+        if soundEnd >= applyFrom {
+            var table = DeltaTable(after: applyFrom - 1)
+            try LogReader(directory: walDirectory).forEachRecord(from: applyFrom, through: soundEnd) { lsn, record in
                 table.absorb(record, at: lsn)
             }
             guard table.lastLSN == soundEnd else {
@@ -64,14 +115,17 @@ public struct Recovery {
             }
             report.records = Int(table.lastLSN - table.baseLSN)
             report.keys = table.keyCount
-            report.appliedLSNs = (checkpoint + 1)...soundEnd
+            report.appliedLSNs = applyFrom...soundEnd
             if !dryRun {
+                let ownsFence = salvage == nil
+                if ownsFence { try fence?.recordAttempt(soundEnd) }
                 try await sink.apply(CheckpointBatch(node: node, previousLSN: checkpoint, lsn: soundEnd,
                                                      deltas: table.sortedDeltas()))
                 report.checkpointLSNAfter = try await sink.checkpointLSN(node: node)
+                if ownsFence { try fence?.recordConfirmed(report.checkpointLSNAfter) }
             }
         }
-        if !dryRun {
+        if !dryRun && salvage == nil {
             report.deletedSegments = LogMaintenance.deleteApplied(inspection, through: report.checkpointLSNAfter).deletedSegments
         }
         return report
@@ -85,6 +139,8 @@ public struct RecoveryReport: Sendable, Equatable {
     public var checkpointLSNBefore: LSN = 0
     public var checkpointLSNAfter: LSN = 0
     public var appliedLSNs: ClosedRange<LSN>?
+    /// With `acceptGap`: the LSNs that are in neither the log nor PostgreSQL.
+    public var acceptedGap: ClosedRange<LSN>?
     public var records = 0
     public var keys = 0
     public var tornTailBytes = 0
@@ -99,13 +155,27 @@ public struct RecoveryReport: Sendable, Equatable {
 }
 
 public enum RecoveryError: Error, CustomStringConvertible {
-    case recordsMissing(checkpointLSN: LSN, firstLSNOnDisk: LSN)
+    /// The log and the checkpoint do not fit (the daemon refuses the same way).
+    case position(NodePositionError)
+    case salvageUnderOwnID(node: UUID)
+    case salvageBeforeLog(fromLSN: LSN, firstLSNOnDisk: LSN)
+    case salvageNodeInUse(node: UUID, checkpointLSN: LSN)
 
     public var description: String {
         switch self {
-        case .recordsMissing(let checkpoint, let first):
-            "the checkpoint is at LSN \(checkpoint) but the log starts at LSN \(first): "
-                + "records \(checkpoint + 1)…\(first - 1) are gone, so the totals cannot be made exact"
+        case .position(.recordsMissing(let stored, let first)):
+            "the checkpoint is at LSN \(stored) but the log starts at LSN \(first): records \(stored + 1)…\(first - 1) "
+                + "are gone, so the totals cannot be made exact. Nothing was applied. Restore PostgreSQL to a state "
+                + "that has them, or run again with --accept-gap to apply what the log holds and accept the loss."
+        case .position(let error):
+            error.description
+        case .salvageUnderOwnID(let node):
+            "--as-node must be a new id, not the log's own (\(node.uuidString.lowercased()))"
+        case .salvageBeforeLog(let from, let first):
+            "--salvage-from \(from) is before the first record on disk (LSN \(first))"
+        case .salvageNodeInUse(let node, let lsn):
+            "node \(node.uuidString.lowercased()) already has a checkpoint (LSN \(lsn)) that is not this log's end: "
+                + "choose a new, unused id for --as-node"
         }
     }
 }

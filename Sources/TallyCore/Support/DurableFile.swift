@@ -7,6 +7,24 @@ import Glibc
 /// Writes small files so that a crash leaves either the old content or the new, never a
 /// torn mix: temporary file, fsync, rename, fsync of the directory.
 enum DurableFile {
+    /// Reads a small file whole; the error keeps the errno so that callers can tell a missing
+    /// file (ENOENT) from one they cannot read.
+    static func read(_ path: String) -> Result<[UInt8], POSIXError> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(POSIXError(.init(rawValue: errno) ?? .EIO)) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return .failure(POSIXError(.init(rawValue: errno) ?? .EIO)) }
+            if count == 0 { return .success(bytes) }
+            bytes += chunk[0..<count]
+            guard bytes.count <= 1 << 20 else { return .failure(POSIXError(.EFBIG)) }
+        }
+    }
+
     static func write(_ data: Data, to path: String) throws {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var apiKeys: APIKeys?
     public var maxLogBytes: Int? = 8 << 30
     public var segmentSizeBytes = 64 << 20
+    /// Checkpoints whose segments stay on disk (replay after PostgreSQL lost commits).
+    public var keepCheckpoints = 2
     /// Connections idle this long are closed (slow or abandoned clients hold nothing).
     public var idleTimeout: Duration = .seconds(30)
     /// Upper bound on the whole graceful stop (drain, final checkpoint).

@@ -41,6 +41,9 @@ struct Answer: Sendable {
                 + "while PostgreSQL catches up", afterSeconds: 5)
         case .overloaded:
             retryLater(.serviceUnavailable, "the increment was not stored: too many increments are waiting", afterSeconds: 1)
+        case .appendsHeld(let reason):
+            retryLater(.serviceUnavailable, "the increment was not stored: this node takes no writes now (\(reason))",
+                       afterSeconds: 5)
         case .stopped, .closed:
             retryLater(.serviceUnavailable, "the increment was not stored: the log accepts no writes (\(error))", afterSeconds: 5)
         default:

@@ -21,6 +21,17 @@ struct StatusRoutes: Sendable {
         if let stopped = log.stopReason {
             return JSONResponse.error(.serviceUnavailable, "the log accepts no writes: \(stopped)")
         }
+        if let refused = status.positionError {
+            return JSONResponse.error(.serviceUnavailable, "\(refused.kind): \(refused)")
+        }
+        if let held = log.holdReason {
+            return JSONResponse.error(.serviceUnavailable, "the log accepts no writes yet: \(held)")
+        }
+        if status.isHealingRegression, let regression = status.lastRegression {
+            return JSONResponse.error(.serviceUnavailable,
+                                      "checkpoint_regressed: PostgreSQL's checkpoint went back from LSN \(regression.fromLSN) "
+                                          + "to \(regression.toLSN); the log after it is being applied again")
+        }
         if let limit = log.configuration.maxLogSizeBytes, log.sizeBytes > limit {
             return JSONResponse.error(.serviceUnavailable, "the log is over its disk budget (\(log.sizeBytes) of \(limit) bytes)")
         }

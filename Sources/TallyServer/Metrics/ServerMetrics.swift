@@ -33,6 +33,9 @@ public final class ServerMetrics: Sendable {
     private let checkpointFailures: Gauge
     private let checkpointsCompleted: Gauge
     private let postgresUp: Gauge
+    private let acceptingWrites: Gauge
+    private let positionErrors: [(kind: String, gauge: Gauge)]
+    private let regressions: Gauge
 
     public init() {
         var requests: [Counter] = []
@@ -74,6 +77,17 @@ public final class ServerMetrics: Sendable {
         checkpointsCompleted = registry.makeGauge(
             name: "tally_checkpoints_completed", help: "Checkpoints that reached PostgreSQL since start")
         postgresUp = registry.makeGauge(name: "tally_postgres_up", help: "1 while checkpoints reach PostgreSQL")
+        acceptingWrites = registry.makeGauge(
+            name: "tally_log_accepting_writes", help: "1 while the log takes increments; 0 when stopped, held or over budget")
+        let registry = self.registry
+        positionErrors = ["checkpoint_ahead_of_log", "records_missing", "checkpoint_moved_elsewhere"].map { kind in
+            (kind, registry.makeGauge(
+                name: "tally_node_position_error", labels: [("kind", kind)],
+                help: "1 when the node refuses writes because its log and PostgreSQL's checkpoint do not fit"))
+        }
+        regressions = registry.makeGauge(
+            name: "tally_checkpoint_regressions",
+            help: "Times since start that PostgreSQL's checkpoint LSN for this node went backwards")
     }
 
     public func countRequest(_ route: Route, status: Int) {
@@ -105,6 +119,9 @@ public final class ServerMetrics: Sendable {
         checkpointFailures.set(Double(status.checkpointsFailed))
         checkpointsCompleted.set(Double(status.checkpointsCompleted))
         postgresUp.set(status.sinkAvailable ? 1.0 : 0.0)
+        acceptingWrites.set(log.acceptsAppends ? 1.0 : 0.0)
+        for (kind, gauge) in positionErrors { gauge.set(status.positionError?.kind == kind ? 1.0 : 0.0) }
+        regressions.set(Double(status.regressions))
         return registry.emitToBuffer()
     }
 
