@@ -77,9 +77,11 @@ import TallyLog
     @Test func aTornLastSegmentIsCutAndWhatSurvivesIsCountedExactly() async throws {
         let data = TemporaryDirectory()
         let keys = Self.keys(10)
-        // A long interval so that nothing is checkpointed before the crash.
+        // Nothing may be checkpointed before the crash: the startup pass (which runs at once
+        // and finds nothing) is awaited, and the next one is 60 s away.
         let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--checkpoint-interval", "60s"])
         try await daemon.waitUntilServing()
+        try await daemon.waitForFirstCheckpoint()
         let load = LoadGenerator(port: daemon.port, keys: keys)
         load.start(clients: 4)
         try await Task.sleep(for: .milliseconds(800))
@@ -123,6 +125,7 @@ import TallyLog
         let keys = Self.keys(5)
         let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--checkpoint-interval", "60s"])
         try await daemon.waitUntilServing()
+        try await daemon.waitForFirstCheckpoint()  // the startup pass; the next one is 60 s away
         for (index, key) in keys.enumerated() {
             for _ in 0..<3 {
                 try Daemon.curl(["-s", "-X", "POST", "-d", #"{"key":"\#(key)","value":\#(index + 1)}"#,
@@ -153,6 +156,7 @@ import TallyLog
         let keys = Self.keys(10)
         let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--checkpoint-interval", "60s"])
         try await daemon.waitUntilServing()
+        try await daemon.waitForFirstCheckpoint()  // the startup pass; the next one is 60 s away
         let load = LoadGenerator(port: daemon.port, keys: keys)
         load.start(clients: 8)
         try await Task.sleep(for: .milliseconds(1_000))

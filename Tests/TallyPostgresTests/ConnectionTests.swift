@@ -53,16 +53,24 @@ import TallyPostgres
     }
 
     @Test func migrationsApplyOnceEvenWhenRunConcurrently() async throws {
-        let clients = (0..<4).map { _ in PostgresClient(url: TestDatabase.url) }
+        // On a database of its own, so that the race is real: every migration is pending.
+        let admin = PostgresClient(url: TestDatabase.url)
+        let name = "tally_migrations_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        _ = try await admin.withConnection { _ = try $0.execute("CREATE DATABASE \(name)") }
+        let base = TestDatabase.url
+        let url = base[..<base.lastIndex(of: "/")!] + "/" + name
+        let clients = (0..<4).map { _ in PostgresClient(url: url) }
         let results = try await withThrowingTaskGroup(of: [Int].self) { group in
             for client in clients { group.addTask { try await Migrations(client: client).migrate() } }
             return try await group.reduce(into: []) { $0.append($1) }
         }
-        #expect(results.flatMap { $0 }.count <= Migrations.all.count, "no version applied twice")
+        #expect(results.flatMap { $0 }.sorted() == Migrations.all.map(\.version), "each version applied exactly once")
         #expect(try await Migrations(client: clients[0]).migrate().isEmpty)
         let versions = try await clients[0].withConnection {
             try $0.execute("SELECT count(*) FROM tally_schema_migrations").value(row: 0, column: 0)
         }
         #expect(versions == String(Migrations.all.count))
+        for client in clients { await client.disconnect() }
+        _ = try await admin.withConnection { _ = try $0.execute("DROP DATABASE \(name)") }
     }
 }

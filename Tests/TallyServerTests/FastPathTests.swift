@@ -138,6 +138,20 @@ import Glibc
         await server.node.log.close()
     }
 
+    @Test func anIncrementBehindARoutedConnectionCloseIsNeitherAnsweredNorStored() async throws {
+        let server = try await TestServer()
+        let answers = try await server.app.test(.live) { client in
+            // The routed request asks to close: whatever follows it can never be answered,
+            // so it must not be appended either (its client would retry and count twice).
+            try await RawConnection(port: client.port!).exchange(
+                "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" + increment(1) + increment(2))
+        }
+        #expect(RawConnection.statusLines(in: answers) == ["200"], "\(answers)")
+        try await Task.sleep(for: .milliseconds(200))  // an append, had one started, would be durable by now
+        #expect(try server.loggedRecords().isEmpty)
+        await server.node.log.close()
+    }
+
     @Test func connectionCloseClosesAfterTheAnswer() async throws {
         let server = try await TestServer()
         let answers = try await server.app.test(.live) { client in

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Synchronization
 import Testing
 import TallyCore
 import TallyLog
@@ -28,9 +29,31 @@ import TallyLog
                 #expect(response.headers[.contentType] == "application/json")
             }
         }
-        // The 200 came after the fdatasync: the record is in the file now.
+        // The 200 came after the record was written: it is in the file (this reads the page
+        // cache, so it cannot tell whether it was synced; the next test checks that order).
         #expect(try server.loggedRecords().map(\.value) == [5])
         #expect(try server.loggedRecords().first?.key == LogKey(UUID(uuidString: key)!))
+        await server.node.log.close()
+    }
+
+    /// The log's sync step (the real fdatasync, then this hook) takes 300 ms here: an answer
+    /// sent before the sync returned would arrive before the hook finished.
+    @Test(arguments: Path.allCases) func the200LeavesOnlyAfterTheFdatasyncReturned(_ path: Path) async throws {
+        let syncReturned = Mutex<ContinuousClock.Instant?>(nil)
+        let faults = LogFaults(sync: {
+            usleep(300_000)
+            syncReturned.withLock { $0 = .now }
+            return nil
+        })
+        let server = try await TestServer(logFaults: faults)
+        try await server.app.test(path.setup) { client in
+            try await client.execute(uri: "/increment", method: .post, body: incrementBody(key, 5)) { response in
+                let answered = ContinuousClock.now
+                #expect(response.status == .ok)
+                let synced = try #require(syncReturned.withLock { $0 })
+                #expect(synced <= answered, "the answer waited for the sync")
+            }
+        }
         await server.node.log.close()
     }
 

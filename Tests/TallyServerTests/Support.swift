@@ -35,7 +35,8 @@ struct TestServer {
 
     /// - Parameter slowDiskMicroseconds: added to every frame's fdatasync (acknowledgements
     ///   wait for it), so that anything answered without waiting for the log would overtake.
-    init(slowDiskMicroseconds: UInt32 = 0, _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
+    init(slowDiskMicroseconds: UInt32 = 0, logFaults: LogFaults? = nil,
+         _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
         var configuration = ServerConfiguration(databaseURL: TestDatabase.url)
         configuration.port = 0
         configure(&configuration)
@@ -48,6 +49,7 @@ struct TestServer {
             metrics.recordFrame(frame)
         }
         options.maxLogSizeBytes = configuration.maxLogBytes
+        options.logFaults = logFaults
         node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: Logger(label: "test"))
         app = TallyDaemon.makeApplication(node: node, metrics: metrics, configuration: configuration, logger: Logger(label: "test"))
     }

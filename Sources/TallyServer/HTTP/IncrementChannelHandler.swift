@@ -66,8 +66,13 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The request whose parts are arriving now.
     private enum Reading {
         case betweenRequests
-        case routed
+        /// `closeAfter`: the request asked for the connection to close after its answer.
+        case routed(closeAfter: Bool)
         case taken(TakenIncrement)
+        /// The last request the connection will answer has been read (`Connection: close`
+        /// or HTTP/1.0): what follows is dropped, never appended, since no answer to it
+        /// could be written.
+        case afterLastRequest
     }
 
     /// Requests pipelined behind a taken increment are held, at most this many parts; reads
@@ -192,12 +197,14 @@ final class IncrementChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
                 reading = .taken(take(head, context: context))
             } else {
                 routedAwaitingAnswer += 1
-                reading = .routed
+                reading = .routed(closeAfter: !head.isKeepAlive)
                 context.fireChannelRead(wrapInboundOut(part))
             }
-        case (.routed, let part):
-            if case .end = part { reading = .betweenRequests }
+        case (.routed(let closeAfter), let part):
+            if case .end = part { reading = closeAfter ? .afterLastRequest : .betweenRequests }
             context.fireChannelRead(wrapInboundOut(part))
+        case (.afterLastRequest, _):
+            break
         case (.taken(var increment), .body(let chunk)):
             reading = .betweenRequests  // so that `increment.body` is uniquely referenced while it grows
             absorb(chunk, into: &increment)
