@@ -27,6 +27,29 @@ public struct Migrations: Sendable {
             )
             """,
         ]),
+        Migration(version: 2, description: "daily totals, undated totals counted before them, key names", statements: [
+            """
+            CREATE TABLE IF NOT EXISTS \(TableNames.daily) (
+                key uuid NOT NULL,
+                day date NOT NULL,
+                total numeric NOT NULL,
+                PRIMARY KEY (key, day)
+            )
+            """,
+            // The daily report reads one day in key order.
+            "CREATE INDEX IF NOT EXISTS tally_daily_by_day ON \(TableNames.daily) (day, key)",
+            // What was counted before daily totals existed has no day: it stays in `total`
+            // and is recorded here, so that for every key total = undated + sum of its days.
+            "ALTER TABLE \(TableNames.counts) ADD COLUMN IF NOT EXISTS undated numeric NOT NULL DEFAULT 0",
+            "UPDATE \(TableNames.counts) SET undated = total",
+            """
+            CREATE TABLE IF NOT EXISTS \(TableNames.keyNames) (
+                key uuid PRIMARY KEY,
+                name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+                updated_at timestamptz NOT NULL
+            )
+            """,
+        ]),
     ]
 
     /// Arbitrary, fixed: the key of the advisory lock that serialises migrations.

@@ -10,11 +10,16 @@ import TallyLog
 /// SELECT lsn FROM tally_checkpoints WHERE node = $1 FOR UPDATE;         -- must be previousLSN
 /// INSERT INTO tally_counts … SELECT … FROM unnest($1::uuid[], $2::numeric[])
 ///   ON CONFLICT (key) DO UPDATE SET total = tally_counts.total + EXCLUDED.total;  -- ≤ chunk rows each
+/// INSERT INTO tally_daily … SELECT … FROM unnest($1::uuid[], $2::int[], $3::numeric[])
+///   ON CONFLICT (key, day) DO UPDATE SET total = tally_daily.total + EXCLUDED.total;
 /// UPDATE tally_checkpoints SET lsn = $2 WHERE node = $1 AND lsn = $3;   -- exactly one row
 /// COMMIT;
 /// ```
-/// Deltas arrive sorted by key and are upserted in that order, so concurrent checkpoints of
-/// several nodes lock rows in the same order and cannot deadlock.
+/// Deltas arrive sorted by (key, day). Every node upserts all of `tally_counts` in key
+/// order, then all of `tally_daily` in (key, day) order, so concurrent checkpoints of
+/// several nodes take row locks in one global order and cannot deadlock. (Upserting both
+/// tables chunk by chunk would not be: two nodes with different chunk boundaries could
+/// each hold the other's next row.)
 public final class PostgresCheckpointSink: CheckpointSink {
     /// How the deltas travel to the server. Both are measured by `CheckpointBench`.
     public enum BulkMethod: String, Sendable, CaseIterable {
@@ -78,13 +83,20 @@ public final class PostgresCheckpointSink: CheckpointSink {
                 try connection.execute("ROLLBACK")
                 throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: stored)
             }
+            let totals = Self.totalsPerKey(batch.deltas)
             var start = 0
+            while start < totals.count {
+                let end = min(start + chunkRows, totals.count)
+                switch method {
+                case .unnest: try upsert(totals[start..<end], on: connection)
+                case .copy: try copyAndUpsert(totals[start..<end], on: connection)
+                }
+                start = end
+            }
+            start = 0
             while start < batch.deltas.count {
                 let end = min(start + chunkRows, batch.deltas.count)
-                switch method {
-                case .unnest: try upsert(batch.deltas[start..<end], on: connection)
-                case .copy: try copyAndUpsert(batch.deltas[start..<end], on: connection)
-                }
+                try upsertDaily(batch.deltas[start..<end], on: connection)
                 start = end
             }
             let moved = try connection.execute(
@@ -108,9 +120,58 @@ public final class PostgresCheckpointSink: CheckpointSink {
         }
     }
 
+    /// One key's total over the batch's days.
+    struct KeyTotal {
+        var key: LogKey
+        var sum: Int128
+    }
+
+    /// Per-key totals of deltas sorted by (key, day), in key order.
+    static func totalsPerKey(_ deltas: [KeyDelta]) -> [KeyTotal] {
+        var totals: [KeyTotal] = []
+        totals.reserveCapacity(deltas.count)
+        for delta in deltas {
+            if let last = totals.indices.last, totals[last].key == delta.key {
+                totals[last].sum += delta.sum
+            } else {
+                totals.append(KeyTotal(key: delta.key, sum: delta.sum))
+            }
+        }
+        return totals
+    }
+
+    /// One bounded upsert of daily totals: key, day (days since 1970-01-01) and total as
+    /// three array parameters.
+    private static func upsertDaily(_ deltas: ArraySlice<KeyDelta>, on connection: PostgresConnection) throws {
+        var keys = "{"
+        var days = "{"
+        var totals = "{"
+        keys.reserveCapacity(deltas.count * 37 + 2)
+        days.reserveCapacity(deltas.count * 6 + 2)
+        totals.reserveCapacity(deltas.count * 8 + 2)
+        for (index, delta) in deltas.enumerated() {
+            if index > 0 {
+                keys += ","
+                days += ","
+                totals += ","
+            }
+            keys += delta.key.uuidString
+            days += String(delta.day.number)
+            totals += String(delta.sum)
+        }
+        keys += "}"
+        days += "}"
+        totals += "}"
+        try connection.execute("""
+            INSERT INTO \(TableNames.daily) AS t (key, day, total)
+            SELECT d.key, DATE '1970-01-01' + d.day, d.total FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS d(key, day, total)
+            ON CONFLICT (key, day) DO UPDATE SET total = t.total + EXCLUDED.total
+            """, [keys, days, totals])
+    }
+
     /// One bounded upsert through COPY: the chunk goes into a temporary table (created once
     /// per session, emptied at each commit) as CSV, then is upserted in key order.
-    private static func copyAndUpsert(_ deltas: ArraySlice<KeyDelta>, on connection: PostgresConnection) throws {
+    private static func copyAndUpsert(_ deltas: ArraySlice<KeyTotal>, on connection: PostgresConnection) throws {
         try connection.execute("CREATE TEMP TABLE IF NOT EXISTS tally_stage (key uuid, total numeric) ON COMMIT DELETE ROWS")
         try connection.execute("TRUNCATE tally_stage")
         var csv = ""
@@ -130,7 +191,7 @@ public final class PostgresCheckpointSink: CheckpointSink {
     }
 
     /// One bounded upsert: keys and totals as two array parameters (`{a,b,…}` text form).
-    private static func upsert(_ deltas: ArraySlice<KeyDelta>, on connection: PostgresConnection) throws {
+    private static func upsert(_ deltas: ArraySlice<KeyTotal>, on connection: PostgresConnection) throws {
         var keys = "{"
         var totals = "{"
         keys.reserveCapacity(deltas.count * 37 + 2)

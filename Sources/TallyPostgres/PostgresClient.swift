@@ -8,12 +8,27 @@ import TallyCore
 /// leaves it broken; the next call reconnects. Calls run one at a time, in order.
 public final class PostgresClient: Sendable {
     public let url: String
+    private let settings: [ConnectionSetting]
     private let executor: BlockingExecutor
     private let slot = ConnectionSlot()
 
-    public init(url: String, name: String = "tally-postgres") {
+    /// A libpq keyword and value (see `PostgresConnection.init(url:settings:)`).
+    public struct ConnectionSetting: Sendable {
+        public var keyword: String
+        public var value: String
+        public init(_ keyword: String, _ value: String) {
+            self.keyword = keyword
+            self.value = value
+        }
+    }
+
+    /// - Parameter maxQueuedCalls: calls waiting for the connection beyond the one running;
+    ///   past it a call fails at once (`BlockingExecutorError.unavailable`).
+    public init(url: String, name: String = "tally-postgres", settings: [ConnectionSetting] = [],
+                maxQueuedCalls: Int = 64) {
         self.url = url
-        executor = BlockingExecutor(name: name)
+        self.settings = settings
+        executor = BlockingExecutor(name: name, maxQueuedJobs: maxQueuedCalls)
     }
 
     deinit {
@@ -22,8 +37,8 @@ public final class PostgresClient: Sendable {
 
     /// Runs `body` with the connection on the client's thread.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await executor.run { [slot, url] in
-            let connection = try slot.connection(url: url)
+        try await executor.run { [slot, url, settings] in
+            let connection = try slot.connection(url: url, settings: settings)
             do {
                 return try body(connection)
             } catch {
@@ -44,9 +59,9 @@ public final class PostgresClient: Sendable {
 private final class ConnectionSlot: Sendable {
     private let current = Mutex<PostgresConnectionBox?>(nil)
 
-    func connection(url: String) throws -> PostgresConnection {
+    func connection(url: String, settings: [PostgresClient.ConnectionSetting]) throws -> PostgresConnection {
         if let box = current.withLock({ $0 }), box.connection.isHealthy { return box.connection }
-        let fresh = try PostgresConnection(url: url)
+        let fresh = try PostgresConnection(url: url, settings: settings.map { ($0.keyword, $0.value) })
         current.withLock { $0 = PostgresConnectionBox(connection: fresh) }
         return fresh
     }

@@ -12,8 +12,10 @@ public final class PostgresConnection {
     /// come first so that anything the URL sets wins: a connect timeout, TCP keepalives and a
     /// user timeout (so a vanished server is noticed in seconds, not at the kernel's
     /// two-hour default), and `application_name=tally` for `pg_stat_activity`.
-    public init(url: String) throws(PostgresError) {
-        let settings: [(String, String)] = [
+    ///
+    /// - Parameter settings: libpq keywords that override those defaults (still below the URL).
+    public init(url: String, settings overrides: [(String, String)] = []) throws(PostgresError) {
+        var settings: [(String, String)] = [
             ("connect_timeout", "5"),
             ("application_name", "tally"),
             ("keepalives", "1"),
@@ -21,8 +23,12 @@ public final class PostgresConnection {
             ("keepalives_interval", "2"),
             ("keepalives_count", "3"),
             ("tcp_user_timeout", "15000"),
-            ("dbname", url),
         ]
+        for (keyword, value) in overrides {
+            settings.removeAll { $0.0 == keyword }
+            settings.append((keyword, value))
+        }
+        settings.append(("dbname", url))
         let keywords = settings.map { strdup($0.0) }
         let values = settings.map { strdup($0.1) }
         defer {

@@ -3,5 +3,7 @@
 public enum TableNames {
     public static let counts = "tally_counts"
     public static let checkpoints = "tally_checkpoints"
+    public static let daily = "tally_daily"
+    public static let keyNames = "tally_key_names"
     public static let migrations = "tally_schema_migrations"
 }

@@ -22,8 +22,9 @@ public enum TallyDaemon {
         options.frameObserver = { metrics.recordFrame($0) }
         let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
 
-        let app = makeApplication(node: node, metrics: metrics, configuration: configuration, logger: logger,
-                                  onListening: onListening)
+        let reads = PostgresPool(url: configuration.databaseURL, connections: configuration.readConnections)
+        let app = makeApplication(node: node, reads: reads, metrics: metrics, configuration: configuration,
+                                  logger: logger, onListening: onListening)
         let counting = CountingService(node: node, migrations: Migrations(client: client),
                                        finalCheckpointTimeout: configuration.shutdownTimeout - .seconds(2), logger: logger)
         var groupConfiguration = ServiceGroupConfiguration(
@@ -38,12 +39,15 @@ public enum TallyDaemon {
 extension TallyDaemon {
     /// The HTTP application alone (tests drive it with HummingbirdTesting).
     public static func makeApplication(
-        node: CountingNode, metrics: ServerMetrics, configuration: ServerConfiguration, logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        node: CountingNode, reads: PostgresPool, metrics: ServerMetrics, configuration: ServerConfiguration,
+        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> Application<RouterResponder<TallyRequestContext>> {
         let gate = RequestGate(configuration: configuration, metrics: metrics)
         let intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes)
-        let router = TallyRouter.build(node: node, metrics: metrics, gate: gate, intake: intake,
+        let store = PostgresCountStore(pool: reads)
+        let counts = CountRoutes(reader: CountReader(persisted: store, compactor: node.compactor, node: node.identity.id),
+                                 store: store)
+        let router = TallyRouter.build(node: node, metrics: metrics, gate: gate, intake: intake, counts: counts,
                                        benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"

@@ -12,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
             TALLY_LISTEN, TALLY_DATA_DIR, TALLY_DATABASE_URL (or plain DATABASE_URL), \
             TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_RATE_LIMIT, \
             TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
-            TALLY_MAX_LOG_BYTES, TALLY_KEEP_CHECKPOINTS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
+            TALLY_MAX_LOG_BYTES, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
             Durations take ms, s, m or h (9s, 500ms, 1m); sizes take B, KiB, MiB, GiB or KB, MB, GB.
 
             SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the log, run a \
@@ -60,6 +60,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("keep-checkpoints"),
             help: "Segments stay on disk until this many later checkpoints are confirmed, so a PostgreSQL that loses its last commits can be replayed. (default 2)")
     var keepCheckpoints: Int?
+
+    @Option(name: .customLong("read-connections"),
+            help: "PostgreSQL connections, each on a thread of its own, that serve the read routes. (default 4)")
+    var readConnections: Int?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (default info)")
     var logLevel: String?
@@ -135,6 +139,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let keep = keepCheckpoints ?? environment["TALLY_KEEP_CHECKPOINTS"].flatMap(Int.init) {
             guard (1...100).contains(keep) else { throw ValidationError("--keep-checkpoints must be 1…100") }
             configuration.keepCheckpoints = keep
+        }
+        if let connections = readConnections ?? environment["TALLY_READ_CONNECTIONS"].flatMap(Int.init) {
+            guard (1...64).contains(connections) else { throw ValidationError("--read-connections must be 1…64") }
+            configuration.readConnections = connections
         }
         configuration.benchRoutes = benchRoutes
         Self.raiseDescriptorLimit(logger: logger)

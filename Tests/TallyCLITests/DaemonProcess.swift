@@ -129,17 +129,39 @@ final class Daemon {
         try Tool.runExternal("/usr/bin/psql", [databaseURL, "-Atc", sql]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// PostgreSQL's totals for `keys` (0 for a key without a row).
-    static func totals(_ keys: [String], databaseURL: String = Daemon.databaseURL) throws -> [String: Int] {
+    /// PostgreSQL's totals for `keys` (0 for a key without a row). Every read also checks
+    /// the daily invariant: a key's total is the sum of its daily totals (plus what was
+    /// counted before daily totals existed), since both are written in one transaction.
+    static func totals(_ keys: [String], databaseURL: String = Daemon.databaseURL,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Int] {
         let list = keys.map { "'\($0)'" }.joined(separator: ",")
-        let rows = try Tool.runExternal("/usr/bin/psql", [databaseURL, "-Atc", "SELECT key, total FROM tally_counts WHERE key IN (\(list))"])
+        let query = """
+            SELECT c.key, c.total, c.undated + coalesce((SELECT sum(d.total) FROM tally_daily d WHERE d.key = c.key), 0)
+            FROM tally_counts c WHERE c.key IN (\(list))
+            """
+        let rows = try Tool.runExternal("/usr/bin/psql", [databaseURL, "-Atc", query])
             .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         var totals = Dictionary(uniqueKeysWithValues: keys.map { ($0, 0) })
         for row in rows.split(separator: "\n") {
             let parts = row.split(separator: "|")
-            if parts.count == 2 { totals[String(parts[0])] = Int(parts[1]) ?? -1 }
+            guard parts.count == 3 else { continue }
+            totals[String(parts[0])] = Int(parts[1]) ?? -1
+            #expect(parts[1] == parts[2], "key \(parts[0]): total \(parts[1]) but its days sum to \(parts[2])",
+                    sourceLocation: sourceLocation)
         }
         return totals
+    }
+
+    /// `GET /counts/{key}` on this daemon agrees with PostgreSQL for each key once nothing
+    /// is pending.
+    func expectReadsAgreeWithPostgres(_ keys: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let totals = try Daemon.totals(keys, sourceLocation: sourceLocation)
+        for key in keys {
+            let read = try get("/counts/\(key)")
+            let body = (try? JSONSerialization.jsonObject(with: Data(read.body.utf8))) as? [String: Any] ?? [:]
+            #expect(read.status == 200 && body["pending"] as? Int == 0 && body["total"] as? Int == totals[key],
+                    "key \(key): GET /counts says \(read.body), PostgreSQL \(totals[key] ?? -1)", sourceLocation: sourceLocation)
+        }
     }
 }
 

@@ -45,6 +45,7 @@ import TallyLog
         let restarted = try Daemon(dataDirectory: data.path + "/node", port: daemon.port)
         try await restarted.waitUntilServing()
         try await Self.waitForCheckpoint(ledger, keys: keys)
+        try restarted.expectReadsAgreeWithPostgres(keys)
         kill(restarted.pid, SIGTERM)
         #expect(try await restarted.waitForExit(seconds: 10) == 0)
         try Self.expectInvariant(ledger, keys: keys)

@@ -66,7 +66,7 @@ import TallyLog
         compactor.absorb(firstLSN: 11, groups: [second])  // already there: ignored
         let table = try #require(compactor.take())
         #expect(table.lastLSN == 20)
-        #expect(table.sums == expectedTotals(first + second))
+        #expect(table.keyTotals == expectedTotals(first + second))
         await log.close()
     }
 
@@ -103,7 +103,7 @@ import TallyLog
         #expect(try compactor.catchUp(through: 30) == 20)
         let table = try #require(compactor.take())
         #expect(table.baseLSN == 10 && table.lastLSN == 30)
-        #expect(table.sums == expectedTotals(Array(records[10...])))
+        #expect(table.keyTotals == expectedTotals(Array(records[10...])))
         await log.close()
     }
 
@@ -148,8 +148,8 @@ import TallyLog
         table.absorb(LogRecord(key: key, value: .max, arrivalMillis: 0), at: 1)
         table.absorb(LogRecord(key: key, value: .max, arrivalMillis: 0), at: 2)
         table.absorb(LogRecord(key: key, value: .max, arrivalMillis: 0), at: 3)
-        #expect(table.sums[key] == Int128(Int64.max) * 3)
-        #expect(table.sortedDeltas() == [KeyDelta(key: key, sum: Int128(Int64.max) * 3)])
+        #expect(table.keyTotals[key] == Int128(Int64.max) * 3)
+        #expect(table.sortedDeltas() == [KeyDelta(key: key, day: Day(number: 0), sum: Int128(Int64.max) * 3)])
     }
 
     @Test func sortedDeltasFollowKeyOrder() {

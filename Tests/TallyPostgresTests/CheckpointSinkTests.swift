@@ -6,7 +6,7 @@ import TallyPostgres
 
 @Suite struct CheckpointSinkTests {
     private func sortedDeltas(_ keys: [LogKey], _ sum: (Int) -> Int128) -> [KeyDelta] {
-        keys.sorted().enumerated().map { KeyDelta(key: $0.element, sum: sum($0.offset)) }
+        keys.sorted().enumerated().map { KeyDelta(key: $0.element, day: Day(number: 20_000), sum: sum($0.offset)) }
     }
 
     @Test(arguments: PostgresCheckpointSink.BulkMethod.allCases)
@@ -33,8 +33,8 @@ import TallyPostgres
         let node = UUID()
         let key = LogKey(UUID())
         let max = Int128(Int64.max)
-        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 2, deltas: [KeyDelta(key: key, sum: max * 2)]))
-        try await sink.apply(CheckpointBatch(node: node, previousLSN: 2, lsn: 3, deltas: [KeyDelta(key: key, sum: max)]))
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 2, deltas: [KeyDelta(key: key, day: Day(number: 1), sum: max * 2)]))
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 2, lsn: 3, deltas: [KeyDelta(key: key, day: Day(number: 1), sum: max)]))
         #expect(try await TestDatabase.totals([key], client: client)[key] == String(max * 3))
         #expect(String(max * 3) == "27670116110564327421")
     }
@@ -51,6 +51,31 @@ import TallyPostgres
         #expect(try await sink.checkpointLSN(node: node) == 10)
         let totals = try await TestDatabase.totals(keys, client: client)
         #expect(keys.allSatisfy { totals[$0] == "5" })
+    }
+
+    @Test func dailyTotalsAreWrittenInTheSameTransactionAndSumToTheTotal() async throws {
+        let client = try await TestDatabase.client()
+        let sink = PostgresCheckpointSink(client: client, chunkRows: 3)
+        let node = UUID()
+        let keys = TestDatabase.randomKeys(4).sorted()
+        let monday = Day(iso: "2026-11-30")!
+        let tuesday = Day(iso: "2026-12-01")!
+        var deltas: [KeyDelta] = []
+        for (index, key) in keys.enumerated() {
+            deltas.append(KeyDelta(key: key, day: monday, sum: Int128(index + 1)))
+            deltas.append(KeyDelta(key: key, day: tuesday, sum: 10))
+        }
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 0, lsn: 8, deltas: deltas))
+        try await sink.apply(CheckpointBatch(node: node, previousLSN: 8, lsn: 9, deltas: [KeyDelta(key: keys[0], day: tuesday, sum: 5)]))
+        let rows = try await client.withConnection { connection in
+            let result = try connection.execute("""
+                SELECT c.key, c.total::text, (SELECT sum(total)::text FROM tally_daily d WHERE d.key = c.key),
+                       (SELECT total::text FROM tally_daily d WHERE d.key = c.key AND d.day = '2026-12-01')
+                FROM tally_counts c WHERE c.key = ANY($1::uuid[]) ORDER BY c.key
+                """, ["{" + keys.map(\.uuidString).joined(separator: ",") + "}"])
+            return (0..<result.rowCount).map { row in (1...3).map { result.value(row: row, column: $0) ?? "" } }
+        }
+        #expect(rows == [["16", "16", "15"], ["12", "12", "10"], ["13", "13", "10"], ["14", "14", "10"]])
     }
 
     @Test func anEmptyBatchStillMovesTheLSN() async throws {

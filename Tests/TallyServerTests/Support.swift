@@ -35,7 +35,8 @@ struct TestServer {
 
     /// - Parameter slowDiskMicroseconds: added to every frame's fdatasync (acknowledgements
     ///   wait for it), so that anything answered without waiting for the log would overtake.
-    init(slowDiskMicroseconds: UInt32 = 0, logFaults: LogFaults? = nil,
+    /// - Parameter readsURL: where the read routes' pool connects (the test database by default).
+    init(slowDiskMicroseconds: UInt32 = 0, logFaults: LogFaults? = nil, readsURL: String = TestDatabase.url,
          _ configure: (inout ServerConfiguration) -> Void = { _ in }) async throws {
         var configuration = ServerConfiguration(databaseURL: TestDatabase.url)
         configuration.port = 0
@@ -51,7 +52,8 @@ struct TestServer {
         options.maxLogSizeBytes = configuration.maxLogBytes
         options.logFaults = logFaults
         node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: Logger(label: "test"))
-        app = TallyDaemon.makeApplication(node: node, metrics: metrics, configuration: configuration, logger: Logger(label: "test"))
+        app = TallyDaemon.makeApplication(node: node, reads: PostgresPool(url: readsURL, connections: 2), metrics: metrics,
+                                          configuration: configuration, logger: Logger(label: "test"))
     }
 
     /// Every record in the node's log.

@@ -130,17 +130,21 @@ public final class Checkpointer: Sendable {
     }
 
     /// The last checkpoint before exit: the caller has closed the log, so this pass makes
-    /// PostgreSQL hold every acknowledged increment. Retries until `timeout`; gives up at
-    /// once when the node's position is refused (the log keeps everything).
+    /// PostgreSQL hold every acknowledged increment. Retries until `timeout`, and stops
+    /// waiting at `timeout` even for a pass blocked inside PostgreSQL (a lock, a hung
+    /// server): the log keeps everything and the next start applies it. Gives up at once
+    /// when the node's position is refused.
     public func finalCheckpoint(timeout: Duration = .seconds(5)) async throws {
         let deadline = ContinuousClock.now + timeout
         var backoff = configuration.initialBackoff
         while true {
             do {
-                try await checkpoint()
+                try await withDeadline(deadline) { try await self.checkpoint() }
                 if compactor.pending.records == 0 { return }
             } catch {
-                if error is NodePositionError || ContinuousClock.now + backoff >= deadline { throw error }
+                if error is NodePositionError || error is DeadlineError || ContinuousClock.now + backoff >= deadline {
+                    throw error
+                }
                 try await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, configuration.maxBackoff)
             }
@@ -284,10 +288,12 @@ public final class Checkpointer: Sendable {
             } catch CheckpointSinkError.outcomeUnknown(let reason) {
                 // Re-adding could count twice: forget the sums; the next pass reads the LSN
                 // back, recognises only `checkpointLSN` or `target`, and rebuilds from the log.
+                compactor.settle(.unknown)
                 state.withLock { $0.position = .inDoubt(known: checkpointLSN, target: target) }
                 throw CheckpointSinkError.outcomeUnknown(reason: reason)
             } catch CheckpointSinkError.conflict(let node, let expectedLSN, let stored) {
                 // The row is not where this node left it. Never adopt that blindly.
+                compactor.settle(.unknown)
                 var actual = stored
                 if actual == nil { actual = try await sink.checkpointLSN(node: configuration.node) }
                 let storedLSN = actual ?? 0
@@ -295,9 +301,10 @@ public final class Checkpointer: Sendable {
                                                        log: logExtent))
                 throw CheckpointSinkError.conflict(node: node, expectedLSN: expectedLSN, storedLSN: storedLSN)
             } catch {
-                compactor.restore(table, pendingSince: pendingSince)
+                compactor.settle(.rolledBack(pendingSince: pendingSince))
                 throw error
             }
+            compactor.settle(.committed)
             state.withLock { $0.position = .known(target) }
             expected = target
         }

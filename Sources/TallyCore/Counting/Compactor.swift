@@ -16,6 +16,9 @@ public final class Compactor: Sendable {
     private struct State {
         /// Nil until the checkpoint LSN is known (PostgreSQL may be down at start).
         var table: DeltaTable?
+        /// Taken by a checkpoint whose outcome is not known yet: still pending for reads,
+        /// until `settle` says it committed (PostgreSQL has it) or rolled back (it returns).
+        var inFlight: DeltaTable?
         /// A live frame arrived that did not continue the table: catch up from disk.
         var hasGap = false
         /// When the oldest record in the table was absorbed, for the freshness deadline.
@@ -83,6 +86,7 @@ public final class Compactor: Sendable {
     public func reset(after checkpointLSN: LSN) {
         state.withLock { state in
             state.table = DeltaTable(after: checkpointLSN)
+            state.inFlight = nil
             state.hasGap = true
             // oldestPendingAt stays: what was pending before the reset is pending still.
         }
@@ -120,20 +124,34 @@ public final class Compactor: Sendable {
         }
     }
 
-    /// Hands over everything pending and starts a new empty table after it.
+    /// Hands over everything pending for a checkpoint and starts a new empty table after it.
+    /// The taken table stays visible to reads (`pending`) until `settle`.
     public func take() -> DeltaTable? {
         state.withLock { state in
             guard let table = state.table else { return nil }
+            precondition(state.inFlight == nil, "a checkpoint is already in flight")
             state.table = DeltaTable(after: table.lastLSN, expectedKeys: table.keyCount)
+            state.inFlight = table.isEmpty ? nil : table
             if !state.hasGap { state.oldestPendingAt = nil }
             return table
         }
     }
 
-    /// Puts back a table taken by `take()` whose checkpoint surely rolled back, in front of
-    /// what arrived since. Only valid when nothing was reset in between.
-    public func restore(_ taken: DeltaTable, pendingSince: ContinuousClock.Instant?) {
+    public enum Settlement: Sendable {
+        /// PostgreSQL holds the taken table now.
+        case committed
+        /// The transaction surely rolled back: the sums return in front of what arrived since.
+        case rolledBack(pendingSince: ContinuousClock.Instant?)
+        /// Nobody knows: the caller reads the stored LSN back and resets, rebuilding from the log.
+        case unknown
+    }
+
+    /// Ends the checkpoint of the table `take()` handed out.
+    public func settle(_ settlement: Settlement) {
         state.withLock { state in
+            guard let taken = state.inFlight else { return }
+            state.inFlight = nil
+            guard case .rolledBack(let pendingSince) = settlement else { return }
             guard let current = state.table, current.baseLSN == taken.lastLSN else {
                 // The table was reset meanwhile: the log will provide these records again.
                 return
@@ -144,6 +162,50 @@ public final class Compactor: Sendable {
             if let pendingSince {
                 state.oldestPendingAt = min(pendingSince, state.oldestPendingAt ?? pendingSince)
             }
+        }
+    }
+
+    /// What this node holds for `key` (over `days`, or all days) beyond the checkpoint at
+    /// `checkpointLSN`, the LSN PostgreSQL had in the same snapshot as the persisted part
+    /// of the read. Nil when the compactor cannot say exactly: not started, catching up
+    /// from the log, or a checkpoint boundary the tables no longer show (read again).
+    public func pending(of key: LogKey, in days: ClosedRange<Day>? = nil, afterCheckpoint checkpointLSN: LSN) -> Int128? {
+        state.withLock { state in
+            guard let table = state.table, !state.hasGap else { return nil }
+            if table.baseLSN == checkpointLSN { return table.sum(of: key, in: days) }
+            if let inFlight = state.inFlight, inFlight.baseLSN == checkpointLSN {
+                return inFlight.sum(of: key, in: days) + table.sum(of: key, in: days)
+            }
+            return nil
+        }
+    }
+
+    /// `pending(of:in:afterCheckpoint:)` for each day of `days` that has a pending sum.
+    public func pendingByDay(of key: LogKey, in days: ClosedRange<Day>, afterCheckpoint checkpointLSN: LSN) -> [Day: Int128]? {
+        state.withLock { state in
+            guard let table = state.table, !state.hasGap else { return nil }
+            let tables: [DeltaTable]
+            if table.baseLSN == checkpointLSN {
+                tables = [table]
+            } else if let inFlight = state.inFlight, inFlight.baseLSN == checkpointLSN {
+                tables = [inFlight, table]
+            } else {
+                return nil
+            }
+            var result: [Day: Int128] = [:]
+            for table in tables {
+                guard let held = table.days else { continue }
+                let lower = max(held.lowerBound, days.lowerBound)
+                let upper = min(held.upperBound, days.upperBound)
+                guard lower <= upper else { continue }
+                var day = lower
+                while day <= upper {
+                    let sum = table.sum(of: key, on: day)
+                    if sum != 0 { result[day, default: 0] += sum }
+                    day = day.adding(days: 1)
+                }
+            }
+            return result
         }
     }
 }

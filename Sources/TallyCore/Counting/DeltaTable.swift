@@ -1,16 +1,32 @@
 import TallyLog
 
-/// Per-key sums of a consecutive run of log records, `(baseLSN, lastLSN]`.
+/// Per-key, per-day sums of a consecutive run of log records, `(baseLSN, lastLSN]`.
 ///
 /// The table is a pure function of the records it absorbed: applying the same LSN range in
 /// the same order always gives the same sums, which is what lets a restart rebuild exactly
-/// what a crash lost from the log alone.
+/// what a crash lost from the log alone. Sums are kept per (key, UTC arrival day) because a
+/// checkpoint writes both the key's total and its daily total; the key's total is the sum
+/// of its days.
 public struct DeltaTable: Sendable, Equatable {
+    /// One (key, day) cell of the table.
+    public struct Cell: Hashable, Sendable {
+        public var key: LogKey
+        public var day: Day
+
+        public init(key: LogKey, day: Day) {
+            self.key = key
+            self.day = day
+        }
+    }
+
     /// The LSN the table starts after: the checkpoint it builds on.
     public private(set) var baseLSN: LSN
     /// The last LSN absorbed (equal to `baseLSN` while empty).
     public private(set) var lastLSN: LSN
-    public private(set) var sums: [LogKey: Int128]
+    public private(set) var sums: [Cell: Int128]
+    /// The first and last day any absorbed record fell on (nil while empty): per-key reads
+    /// look up only the days in between.
+    public private(set) var days: ClosedRange<Day>?
 
     /// - Parameter expectedKeys: room to reserve; a checkpointer passes the previous
     ///   interval's key count so a steady workload never pays for rehashing as it grows.
@@ -22,6 +38,7 @@ public struct DeltaTable: Sendable, Equatable {
     }
 
     public var isEmpty: Bool { lastLSN == baseLSN }
+    /// Distinct (key, day) cells; one per key unless a key's records span midnight UTC.
     public var keyCount: Int { sums.count }
     public var nextLSN: LSN { lastLSN + 1 }
 
@@ -29,8 +46,10 @@ public struct DeltaTable: Sendable, Equatable {
     @inline(__always)
     public mutating func absorb(_ record: LogRecord, at lsn: LSN) {
         precondition(lsn == lastLSN + 1, "delta table expected LSN \(lastLSN + 1), got \(lsn)")
+        let day = Day(arrivalMillis: record.arrivalMillis)
         // Int128 cannot overflow here: it would take 2^64 records of Int64.max.
-        sums[record.key, default: 0] += Int128(record.value)
+        sums[Cell(key: record.key, day: day), default: 0] += Int128(record.value)
+        include(day)
         lastLSN = lsn
     }
 
@@ -46,13 +65,55 @@ public struct DeltaTable: Sendable, Equatable {
     /// Folds a later table (which must start where this one ends) into this one.
     public mutating func append(_ later: DeltaTable) {
         precondition(later.baseLSN == lastLSN, "tables are not consecutive: \(lastLSN) then \(later.baseLSN)")
-        for (key, sum) in later.sums { sums[key, default: 0] += sum }
+        for (cell, sum) in later.sums { sums[cell, default: 0] += sum }
+        if let range = later.days {
+            include(range.lowerBound)
+            include(range.upperBound)
+        }
         lastLSN = later.lastLSN
     }
 
-    /// The deltas in key order, as a checkpoint upserts them (the order that rules out
-    /// deadlocks between nodes).
+    /// Each key's sum over all its days (for tools and tests; checkpoints use `sortedDeltas`).
+    public var keyTotals: [LogKey: Int128] {
+        sums.reduce(into: [:]) { $0[$1.key.key, default: 0] += $1.value }
+    }
+
+    /// What the table holds for `key` on `day`.
+    public func sum(of key: LogKey, on day: Day) -> Int128 {
+        sums[Cell(key: key, day: day)] ?? 0
+    }
+
+    /// What the table holds for `key`, over all days or those in `range`.
+    public func sum(of key: LogKey, in range: ClosedRange<Day>? = nil) -> Int128 {
+        guard let days else { return 0 }
+        let lower = max(days.lowerBound, range?.lowerBound ?? days.lowerBound)
+        let upper = min(days.upperBound, range?.upperBound ?? days.upperBound)
+        guard lower <= upper else { return 0 }
+        var total: Int128 = 0
+        var day = lower
+        while day <= upper {
+            total += sum(of: key, on: day)
+            day = day.adding(days: 1)
+        }
+        return total
+    }
+
+    /// The deltas in (key, day) order, as a checkpoint upserts them (the order that rules
+    /// out deadlocks between nodes).
     public func sortedDeltas() -> [KeyDelta] {
-        sums.map { KeyDelta(key: $0.key, sum: $0.value) }.sorted { $0.key < $1.key }
+        sums.map { KeyDelta(key: $0.key.key, day: $0.key.day, sum: $0.value) }
+            .sorted { ($0.key, $0.day) < ($1.key, $1.day) }
+    }
+
+    private mutating func include(_ day: Day) {
+        if let range = days {
+            if day < range.lowerBound {
+                days = day...range.upperBound
+            } else if day > range.upperBound {
+                days = range.lowerBound...day
+            }
+        } else {
+            days = day...day
+        }
     }
 }

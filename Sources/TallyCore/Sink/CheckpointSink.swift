@@ -1,16 +1,18 @@
 import Foundation
 import TallyLog
 
-/// The sum of one key's increments since the last checkpoint.
+/// The sum of one key's increments on one UTC day since the last checkpoint.
 ///
 /// 128 bits so that accumulation never wraps or traps: even 2^63 increments of Int64.max
 /// to one key fit. PostgreSQL stores totals as `numeric`, which has no upper bound here.
 public struct KeyDelta: Sendable, Equatable {
     public var key: LogKey
+    public var day: Day
     public var sum: Int128
 
-    public init(key: LogKey, sum: Int128) {
+    public init(key: LogKey, day: Day, sum: Int128) {
         self.key = key
+        self.day = day
         self.sum = sum
     }
 }
@@ -23,8 +25,9 @@ public struct CheckpointBatch: Sendable, Equatable {
     public var previousLSN: LSN
     /// The checkpoint LSN once the batch is applied.
     public var lsn: LSN
-    /// Distinct keys, sorted ascending (`LogKey` order is PostgreSQL's `uuid` order), so
-    /// that every node takes row locks in the same order and two checkpoints never deadlock.
+    /// Distinct (key, day) pairs, sorted by key then day (`LogKey` order is PostgreSQL's
+    /// `uuid` order), so that every node takes row locks in the same order and two
+    /// checkpoints never deadlock.
     public var deltas: [KeyDelta]
 
     public init(node: UUID, previousLSN: LSN, lsn: LSN, deltas: [KeyDelta]) {
@@ -45,7 +48,8 @@ public protocol CheckpointSink: Sendable {
     func checkpointLSN(node: UUID) async throws -> LSN
 
     /// Applies `batch` in one transaction: locks the node's checkpoint row, upserts
-    /// `total = total + sum` for every delta in order, then moves the checkpoint LSN with
+    /// `total = total + sum` for every key (the sum of its days) and every (key, day) in
+    /// order, then moves the checkpoint LSN with
     /// compare-and-set. Throws `CheckpointSinkError.conflict` when the stored LSN is not
     /// `batch.previousLSN` (nothing is applied), `.outcomeUnknown` when the connection was
     /// lost around COMMIT, and any other error when the transaction surely rolled back.

@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     public var apiKeys: APIKeys?
     public var maxLogBytes: Int? = 8 << 30
     public var segmentSizeBytes = 64 << 20
+    /// PostgreSQL connections (each on a thread of its own) that serve the read routes.
+    public var readConnections = 4
     /// Checkpoints whose segments stay on disk (replay after PostgreSQL lost commits).
     public var keepCheckpoints = 2
     /// Connections idle this long are closed (slow or abandoned clients hold nothing).

@@ -23,12 +23,20 @@ struct RequestMetricsMiddleware: RouterMiddleware {
 
     static func route(of path: String) -> ServerMetrics.Route {
         switch path {
-        case "/increment": .increment
-        case "/healthz": .healthz
-        case "/readyz": .readyz
-        case "/metrics": .metrics
-        default: .other
+        case "/increment": return .increment
+        case "/healthz": return .healthz
+        case "/readyz": return .readyz
+        case "/metrics": return .metrics
+        case "/reports/daily": return .reportsDaily
+        case "/openapi.yaml": return .openapi
+        default: break
         }
+        guard path.hasPrefix("/counts/") else { return .other }
+        let rest = path.dropFirst("/counts/".count)
+        if !rest.contains("/") { return .counts }
+        if rest.hasSuffix("/daily") && rest.split(separator: "/").count == 2 { return .countsDaily }
+        if rest.hasSuffix("/period") && rest.split(separator: "/").count == 2 { return .countsPeriod }
+        return .other
     }
 }
 

@@ -8,7 +8,7 @@ import TallyLog
 /// the same gate and the same answers.)
 enum TallyRouter {
     static func build(node: CountingNode, metrics: ServerMetrics, gate: RequestGate, intake: IncrementIntake,
-                      benchRoutes: Bool)
+                      counts: CountRoutes, benchRoutes: Bool)
         -> Router<TallyRequestContext>
     {
         let router = Router(context: TallyRequestContext.self)
@@ -25,6 +25,12 @@ enum TallyRouter {
                 JSONResponse.error(.methodNotAllowed, "use POST for /increment", headers: [.allow: "POST"])
             }
         }
+        router.get("/counts/{key}") { request, context in await counts.count(request, context: context) }
+        router.get("/counts/{key}/daily") { request, context in await counts.daily(request, context: context) }
+        router.get("/counts/{key}/period") { request, context in await counts.period(request, context: context) }
+        router.get("/reports/daily") { request, context in await counts.dailyReport(request, context: context) }
+        router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
+
         let status = StatusRoutes(log: node.log, checkpointer: node.checkpointer, metrics: metrics)
         router.get("/healthz") { _, _ in status.health() }
         router.get("/readyz") { _, _ in status.readiness() }

@@ -217,21 +217,6 @@ public enum ResponseBody {
 
     /// `{"error": message}` with the message escaped as a JSON string.
     public static func error(_ message: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(message.utf8.count + 2)
-        for scalar in message.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case let control where control.value < 0x20:
-                escaped += "\\u" + String(repeating: "0", count: 4 - String(control.value, radix: 16).count)
-                    + String(control.value, radix: 16)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return #"{"error":"\#(escaped)"}"#
+        #"{"error":\#(JSONText.string(message))}"#
     }
 }

@@ -15,6 +15,14 @@ struct IncrementIntake: Sendable {
     }
 
     let maxBodyBytes: Int
+    /// The arrival time stamped on each record (ms since the epoch, UTC): the day it is
+    /// counted under. Injected by tests to place increments around midnight.
+    let clock: @Sendable () -> Int64
+
+    init(maxBodyBytes: Int, clock: @escaping @Sendable () -> Int64 = IncrementIntake.nowMillis) {
+        self.maxBodyBytes = maxBodyBytes
+        self.clock = clock
+    }
 
     /// A declared `Content-Length` over the limit is refused before any body byte is read.
     func refusesDeclaredLength(_ contentLength: String?) -> Answer? {
@@ -27,13 +35,13 @@ struct IncrementIntake: Sendable {
         guard body.count <= maxBodyBytes else { return .refuse(.bodyTooLarge(maxBodyBytes: maxBodyBytes)) }
         switch IncrementParser.parse(body) {
         case .success(let increment):
-            return .append(LogRecord(key: increment.key, value: increment.value, arrivalMillis: Self.nowMillis()))
+            return .append(LogRecord(key: increment.key, value: increment.value, arrivalMillis: clock()))
         case .failure(let rejection):
             return .refuse(.error(.badRequest, rejection.message))
         }
     }
 
-    static func nowMillis() -> Int64 {
+    @Sendable static func nowMillis() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000

@@ -17,6 +17,14 @@ struct RequestGate: Sendable {
         self.metrics = metrics
     }
 
+    /// A balancer's health checks: they carry no key (a balancer cannot keep one secret
+    /// better than the network does), and they reveal nothing but whether to send traffic.
+    static func isProbe(_ path: String) -> Bool { path == "/healthz" || path == "/readyz" }
+
+    /// Probes and Prometheus' scrapes are never rate limited: behind a balancer without
+    /// `--trusted-proxy` they share the clients' address, and a busy node must not look dead.
+    static func isOperations(_ path: String) -> Bool { isProbe(path) || path == "/metrics" }
+
     /// Whether anything is checked at all (when not, callers skip gathering the inputs).
     var isOpen: Bool { keys == nil && limiter == nil }
 
@@ -25,10 +33,10 @@ struct RequestGate: Sendable {
     ///   - peer: the TCP peer's address; only evaluated when rate limiting is on.
     func refusal(path: String, authorization: String?, forwardedFor: String?,
                  peer: () -> String?) -> Answer? {
-        if let keys, path != "/healthz", !keys.authorizes(authorizationHeader: authorization) {
+        if let keys, !Self.isProbe(path), !keys.authorizes(authorizationHeader: authorization) {
             return .unauthorized
         }
-        if let limiter {
+        if let limiter, !Self.isOperations(path) {
             let client = addresses.client(peer: peer(), forwardedFor: forwardedFor)
             if case .limited(let seconds) = limiter.admit(client: client) {
                 metrics.recordRateLimited()
