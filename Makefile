@@ -7,10 +7,13 @@ SWIFT_TEST_FLAGS ?=
 DEV_PG_DIR := data/postgres
 DEV_PG_PORT ?= 5433
 LOCAL_DATABASE_URL := postgresql://postgres@127.0.0.1:$(DEV_PG_PORT)/postgres
-DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3 curl prometheus
+DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3 python3-venv curl prometheus
+# Test tools from PyPI, pinned, in a virtual environment of the repository's own.
+VENV := .venv
+PYTHON_TEST_TOOLS := schemathesis==4.32.5
 BENCH_PACKAGES := wrk nginx-light redis-server
 
-.PHONY: deps install-packages build release test soak run bench db-up db-down db-clear clean
+.PHONY: deps install-packages venv build release test soak run bench openapi db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
@@ -30,17 +33,28 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+## venv: the Python test tools (schemathesis) in .venv
+venv: $(VENV)/.installed
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_TEST_TOOLS)
+	touch $@
+
 ## test: every test, against a throw-away PostgreSQL started and stopped here
-test: deps
+test: deps venv
 	scripts/with-test-postgres.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
 
-## soak: the end-to-end suites with 200 kill -9 rounds instead of 20 (about 10 minutes)
-soak: deps
-	TALLY_SOAK_ROUNDS=200 scripts/with-test-postgres.sh $(SWIFT) test --filter EndToEnd
+## soak: the end-to-end suites with 200 kill -9 rounds instead of 20, schemathesis with a fresh seed
+soak: deps venv
+	TALLY_SOAK_ROUNDS=200 TALLY_SCHEMATHESIS_SEED=$$RANDOM scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance'
 
-## run: local PostgreSQL under data/postgres, then the daemon on 127.0.0.1:8080
-run: deps db-up build
-	.build/debug/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL)
+## openapi: embed openapi.yaml into the server after editing it
+openapi:
+	scripts/embed-openapi.sh
+
+## run: local PostgreSQL under data/postgres, then the daemon (release build) on 127.0.0.1:8080
+run: deps db-up release
+	.build/release/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL)
 
 ## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
 bench: deps

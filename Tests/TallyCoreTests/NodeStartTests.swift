@@ -107,6 +107,67 @@ import TallyLog
         await restarted.log.close()
     }
 
+    @Test func aWholeDataDirectoryRestoredFromABackupIsCaughtAtTheFirstRead() async throws {
+        let dir = TemporaryDirectory()
+        let backup = TemporaryDirectory()
+        let sink = MemorySink()
+        do {
+            let node = try await start(dir.path, sink: sink)
+            for _ in 0..<10 { try await node.log.append(record()) }
+            try await node.checkpointer.checkpoint()
+            await node.log.close()
+        }
+        try FileManager.default.removeItem(atPath: backup.path)
+        try FileManager.default.copyItem(atPath: dir.path, toPath: backup.path)  // wal, node-id and fence
+        do {
+            let node = try await start(dir.path, sink: sink)
+            for _ in 0..<20 { try await node.log.append(record()) }
+            try await node.checkpointer.checkpoint()
+            await node.log.close()
+        }
+        try FileManager.default.removeItem(atPath: dir.path)
+        try FileManager.default.copyItem(atPath: backup.path, toPath: dir.path)
+
+        // The restored fence agrees with the restored log, so the node takes writes at once…
+        let restored = try await start(dir.path, sink: sink)
+        for _ in 0..<3 { try await restored.log.append(record()) }
+        // …and its first read of PostgreSQL (stored 30, above the restored fence's 10) refuses:
+        // from here a restore and another process with this id look alike, and the message
+        // names the LSNs to salvage either way.
+        await #expect(throws: NodePositionError.self) { try await restored.checkpointer.checkpoint() }
+        #expect(restored.checkpointer.status.positionError == .movedElsewhere(storedLSN: 30, knownLSN: 10, logEnd: 13))
+        #expect(restored.checkpointer.status.positionError?.description.contains("--salvage-from 11") == true)
+        await #expect(throws: LogError.self) { try await restored.log.append(record()) }
+        await restored.log.close()
+    }
+
+    @Test func aCheckpointMovedPastEverythingThisDirectorySentIsRefusedAtStart() async throws {
+        let original = TemporaryDirectory()
+        let clone = TemporaryDirectory()
+        let sink = MemorySink()
+        do {
+            let node = try await start(original.path, sink: sink)
+            for _ in 0..<5 { try await node.log.append(record()) }
+            try await node.checkpointer.checkpoint()
+            await node.log.close()
+        }
+        try FileManager.default.removeItem(atPath: clone.path)
+        try FileManager.default.copyItem(atPath: original.path, toPath: clone.path)
+        do {  // the clone runs while the original is down, and checkpoints past it
+            let node = try await start(clone.path, sink: sink)
+            for _ in 0..<9 { try await node.log.append(record()) }
+            try await node.checkpointer.checkpoint()
+            await node.log.close()
+        }
+        // The original's log (end 5) would not even be behind 14 in a way it can tell; its
+        // fence says it never sent more than 5.
+        let restarted = try await start(original.path, sink: sink)
+        for _ in 0..<20 { try await restarted.log.append(record()) }  // its own log passes 14 meanwhile
+        await #expect(throws: NodePositionError.self) { try await restarted.checkpointer.checkpoint() }
+        #expect(restarted.checkpointer.status.positionError == .movedElsewhere(storedLSN: 14, knownLSN: 5, logEnd: 25))
+        await restarted.log.close()
+    }
+
     @Test func twoDataDirectoriesWithOneNodeIdAreCaughtByTheSecondToCheckpoint() async throws {
         let original = TemporaryDirectory()
         let clone = TemporaryDirectory()

@@ -8,8 +8,9 @@ import TallyPostgres
 // Times a checkpoint of `keys` distinct keys (default 1,000,000) through Tally's sink, on
 // the insert path (new keys) and the update path (the same keys again), and beside each the
 // floor PostgreSQL sets: psql loading the same rows by COPY into a temporary table and
-// upserting them with INSERT … SELECT … ON CONFLICT in one transaction. Each pair runs on
-// the same server in the same process run, so the ratio is what counts on a noisy machine.
+// upserting them into a counts table and a daily table (the same two upserts a checkpoint
+// makes) with INSERT … SELECT … ON CONFLICT in one transaction. Each pair runs on the same
+// server in the same process run, so the ratio is what counts on a noisy machine.
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
@@ -46,7 +47,7 @@ var generator = SystemRandomNumberGenerator()
 for lsn in 1...keyCount {
     table.absorb(LogRecord(key: LogKey(high: .random(in: 0...UInt64.max, using: &generator),
                                        low: .random(in: 0...UInt64.max, using: &generator)),
-                           value: Int64(lsn % 1000 + 1), arrivalMillis: 0), at: LSN(lsn))
+                           value: Int64(lsn % 1000 + 1), arrivalMillis: 1_764_547_200_000), at: LSN(lsn))
 }
 let rssTable = residentBytes() - rssBefore
 let deltas = table.sortedDeltas()
@@ -55,16 +56,18 @@ let deltas = table.sortedDeltas()
 let csvPath = NSTemporaryDirectory() + "tally-checkpoint-bench-\(UUID().uuidString).csv"
 var csv = ""
 csv.reserveCapacity(deltas.count * 48)
-for delta in deltas { csv += "\(delta.key.uuidString),\(delta.sum)\n" }
+for delta in deltas { csv += "\(delta.key.uuidString),\(delta.day.iso),\(delta.sum)\n" }
 try csv.write(toFile: csvPath, atomically: false, encoding: .utf8)
 defer { try? FileManager.default.removeItem(atPath: csvPath) }
 
 let psqlUpsert = """
     BEGIN;
-    CREATE TEMP TABLE stage (key uuid, total numeric) ON COMMIT DROP;
+    CREATE TEMP TABLE stage (key uuid, day date, total numeric) ON COMMIT DROP;
     \\copy stage FROM '\(csvPath)' WITH (FORMAT csv)
-    INSERT INTO bench_counts AS c (key, total, updated_at) SELECT key, total, now() FROM stage ORDER BY key
+    INSERT INTO bench_counts AS c (key, total, updated_at) SELECT key, sum(total), now() FROM stage GROUP BY key ORDER BY key
       ON CONFLICT (key) DO UPDATE SET total = c.total + EXCLUDED.total, updated_at = EXCLUDED.updated_at;
+    INSERT INTO bench_daily AS d (key, day, total) SELECT key, day, total FROM stage ORDER BY key, day
+      ON CONFLICT (key, day) DO UPDATE SET total = d.total + EXCLUDED.total;
     COMMIT;
     """
 let scriptPath = csvPath + ".sql"
@@ -79,17 +82,17 @@ func timePsql() -> Double {
 }
 
 func timeSink(_ sink: PostgresCheckpointSink, previous: LSN, lsn: LSN, node: UUID) async throws -> Double {
-    _ = try await client.withConnection { connection in _ = try connection.execute("TRUNCATE tally_counts") }
+    _ = try await client.withConnection { connection in _ = try connection.execute("TRUNCATE tally_counts, tally_daily") }
     let start = ContinuousClock.now
     try await sink.apply(CheckpointBatch(node: node, previousLSN: previous, lsn: lsn, deltas: deltas))
     return seconds(ContinuousClock.now - start)
 }
 
-// A table of the same shape for psql, so both start from the same state.
-_ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts; CREATE TABLE bench_counts (LIKE tally_counts INCLUDING ALL)' > /dev/null")
+// Tables of the same shape (and indexes) for psql, so both start from the same state.
+_ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts, bench_daily; CREATE TABLE bench_counts (LIKE tally_counts INCLUDING ALL); CREATE TABLE bench_daily (LIKE tally_daily INCLUDING ALL)' > /dev/null")
 
 func timePsqlPair() -> (insert: Double, update: Double) {
-    _ = run("psql -q '\(url)' -c 'TRUNCATE bench_counts' > /dev/null")
+    _ = run("psql -q '\(url)' -c 'TRUNCATE bench_counts, bench_daily' > /dev/null")
     return (timePsql(), timePsql())
 }
 
@@ -106,13 +109,13 @@ func timeSinkPair(_ sink: PostgresCheckpointSink) async throws -> (insert: Doubl
 let psqlTimes = timePsqlPair()
 let unnestTimes = try await timeSinkPair(unnestSink)
 let copyTimes = try await timeSinkPair(copySink)
-_ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts' > /dev/null")
+_ = run("psql -q '\(url)' -c 'DROP TABLE IF EXISTS bench_counts, bench_daily' > /dev/null")
 
 func line(_ name: String, _ tally: Double, _ psql: Double) -> String {
     String(format: "%-22@ tally %6.2f s (%7.0f rows/s)   psql COPY+upsert %6.2f s   ratio %.2f", name as NSString,
            tally, Double(keyCount) / tally, psql, tally / psql)
 }
-print("checkpoint of \(keyCount) distinct keys")
+print("checkpoint of \(keyCount) distinct keys into tally_counts and tally_daily")
 print(line("insert, unnest 10k", unnestTimes.insert, psqlTimes.insert))
 print(line("update, unnest 10k", unnestTimes.update, psqlTimes.update))
 print(line("insert, COPY 100k", copyTimes.insert, psqlTimes.insert))

@@ -22,21 +22,21 @@ struct RequestMetricsMiddleware: RouterMiddleware {
     }
 
     static func route(of path: String) -> ServerMetrics.Route {
-        switch path {
-        case "/increment": return .increment
-        case "/healthz": return .healthz
-        case "/readyz": return .readyz
-        case "/metrics": return .metrics
-        case "/reports/daily": return .reportsDaily
-        case "/openapi.yaml": return .openapi
-        default: break
+        APIRoutes.route(of: path)?.metric ?? .other
+    }
+}
+
+/// 405 with `Allow` for a known path asked with a method it does not take (404 stays for
+/// unknown paths), after the gate so that it tells an unauthenticated client nothing.
+struct AllowedMethodsMiddleware: RouterMiddleware {
+    typealias Context = TallyRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let route = APIRoutes.route(of: request.uri.path), !route.methods.contains(request.method) {
+            let allow = route.methods.map(\.rawValue).joined(separator: ", ")
+            return JSONResponse.error(.methodNotAllowed, "use \(allow) for \(route.template)", headers: [.allow: allow])
         }
-        guard path.hasPrefix("/counts/") else { return .other }
-        let rest = path.dropFirst("/counts/".count)
-        if !rest.contains("/") { return .counts }
-        if rest.hasSuffix("/daily") && rest.split(separator: "/").count == 2 { return .countsDaily }
-        if rest.hasSuffix("/period") && rest.split(separator: "/").count == 2 { return .countsPeriod }
-        return .other
+        return try await next(request, context)
     }
 }
 

@@ -365,7 +365,8 @@ paths:
           content:
             application/yaml:
               schema:
-                type: string
+                type: object
+                required: [openapi, paths]
         "401":
           $ref: "#/components/responses/Unauthorized"
         "429":

@@ -3,7 +3,7 @@ import TallyCore
 import TallyLog
 
 /// The routes and middleware of the API, in the order a request meets them:
-/// metrics → JSON errors → API key and rate limit (`RequestGate`) → route.
+/// metrics → JSON errors → API key and rate limit (`RequestGate`) → method check → route.
 /// (`IncrementChannelHandler` answers most increments before they reach the router, with
 /// the same gate and the same answers.)
 enum TallyRouter {
@@ -17,14 +17,10 @@ enum TallyRouter {
         if !gate.isOpen {
             router.add(middleware: GateMiddleware(gate: gate))
         }
+        router.add(middleware: AllowedMethodsMiddleware())
 
         let increment = IncrementRoute(log: node.log, metrics: metrics, intake: intake)
         router.post("/increment") { request, context in await increment.handle(request, context: context) }
-        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head, .options] {
-            router.on("/increment", method: method) { _, _ in
-                JSONResponse.error(.methodNotAllowed, "use POST for /increment", headers: [.allow: "POST"])
-            }
-        }
         router.get("/counts/{key}") { request, context in await counts.count(request, context: context) }
         router.get("/counts/{key}/daily") { request, context in await counts.daily(request, context: context) }
         router.get("/counts/{key}/period") { request, context in await counts.period(request, context: context) }
