@@ -51,7 +51,9 @@ public final class Log: Sendable {
         }
         let active: ActiveSegment?
         if let last = entries.popLast() {
-            active = try ActiveSegment.reopen(last, frameCount: inspection.segments.last!.scan!.frames.count)
+            let scan = inspection.segments.last!.scan!
+            active = try ActiveSegment.reopen(last, frameCount: scan.frames.count, formatVersion: scan.header.version,
+                                              nodeID: configuration.nodeID, directory: directory)
         } else if configuration.holdAppendsReason == nil {
             active = try ActiveSegment.create(directory: directory, nodeID: configuration.nodeID,
                                               firstLSN: configuration.firstLSN)
@@ -75,13 +77,13 @@ public final class Log: Sendable {
     /// `.overloaded`, `.batchTooLarge` refuse before anything is written; `.stopped` and
     /// `.closed` mean the log takes nothing more.
     @discardableResult
-    public func append(_ records: [LogRecord]) async throws -> LSN {
-        try await writer.append(records)
+    public func append(_ records: [LogRecord], tag: RequestTag? = nil) async throws -> LSN {
+        try await writer.append(Append(records: records, tag: tag))
     }
 
     @discardableResult
     public func append(_ record: LogRecord) async throws -> LSN {
-        try await writer.append([record])
+        try await writer.append(Append(records: [record]))
     }
 
     /// Appends one record without suspending: `completion` gets the record's LSN once it is
@@ -89,7 +91,13 @@ public final class Log: Sendable {
     /// calling thread when the append is refused before queueing), so it must be quick and
     /// must not block: hand the result to where it is needed and return.
     public func append(_ record: LogRecord, completion: @escaping @Sendable (Result<LSN, LogError>) -> Void) {
-        writer.enqueue([record], completion: .call(completion))
+        writer.enqueue(Append(records: [record]), completion: .call(completion))
+    }
+
+    /// `append(_:completion:)` for several records as one unit (one frame), with an optional
+    /// request tag: `completion` gets the LSN of the last record.
+    public func append(_ append: Append, completion: @escaping @Sendable (Result<LSN, LogError>) -> Void) {
+        writer.enqueue(append, completion: .call(completion))
     }
 
     /// The highest LSN known to be on disk.

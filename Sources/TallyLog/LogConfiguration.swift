@@ -70,8 +70,8 @@ public struct LogFaults: Sendable {
 /// A frame that just became durable, as `LogConfiguration.onDurable` sees it.
 public struct DurableFrame: Sendable {
     public var firstLSN: LSN
-    /// The appends of the frame, in LSN order.
-    public var appends: [[LogRecord]]
+    /// The appends of the frame, in LSN order, each with its request tag if it has one.
+    public var appends: [Append]
     public var recordCount: Int
     /// Bytes of the frame on disk (header and payload).
     public var sizeBytes: Int

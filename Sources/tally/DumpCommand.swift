@@ -62,6 +62,7 @@ struct DumpPrinter {
     private var rawBytes = 0
     private var storedBytes = 0
     private var distinctKeys = Set<LogKey>()
+    private var requests = 0
     private(set) var damageCount = 0
 
     init(json: Bool, statsOnly: Bool, fromLSN: LSN, key: LogKey?) {
@@ -114,11 +115,18 @@ struct DumpPrinter {
         var decoder = self.decoder
         defer { self.decoder = decoder }
         do {
-            try segment.forEachRecord(in: frame, decoder: &decoder) { lsn, record in
-                records += 1
-                if statsOnly { distinctKeys.insert(record.key) }
-                guard !statsOnly, lsn >= fromLSN, key == nil || key == record.key else { return }
-                emitRecord(segment.fileName, offset: frame.offset, lsn: lsn, record: record)
+            try segment.forEachEntry(in: frame, decoder: &decoder) { entry in
+                switch entry {
+                case .request(let request):
+                    requests += 1
+                    guard showsFrames, request.lastLSN >= fromLSN else { return }
+                    emitRequest(segment.fileName, offset: frame.offset, request: request)
+                case .record(let lsn, let record):
+                    records += 1
+                    if statsOnly { distinctKeys.insert(record.key) }
+                    guard !statsOnly, lsn >= fromLSN, key == nil || key == record.key else { return }
+                    emitRecord(segment.fileName, offset: frame.offset, lsn: lsn, record: record)
+                }
             }
         } catch {
             emitDamage(segment.fileName, offset: frame.offset, lsn: header.firstLSN,
@@ -133,6 +141,19 @@ struct DumpPrinter {
         } else {
             print("segment \(name)  node \(header.nodeID.uuidString)  first LSN \(header.firstLSN)  "
                 + "format v\(header.version)  \(sizeBytes) bytes")
+        }
+    }
+
+    /// A request entry (format v2): the id a client sent with these records, for retries.
+    private func emitRequest(_ segment: String, offset: Int, request: RequestEntry) {
+        let digest = String(request.tag.digest, radix: 16)
+        if json {
+            let id = request.tag.idString.replacingOccurrences(of: "\\", with: "\\\\")
+                .replacingOccurrences(of: "\"", with: "\\\"")
+            print(#"{"type":"request","segment":"\#(segment)","offset":\#(offset),"id":"\#(id)","first_lsn":\#(request.firstLSN),"last_lsn":\#(request.lastLSN),"records":\#(request.count),"digest":"\#(digest)"}"#)
+        } else {
+            print("request \(segment) offset \(offset)  LSN \(request.firstLSN)-\(request.lastLSN)  "
+                + "\(request.count) records  id \(request.tag.idString)  digest \(digest)")
         }
     }
 
@@ -159,12 +180,13 @@ struct DumpPrinter {
         guard statsOnly else { return }
         let ratio = storedBytes > 0 ? Double(rawBytes) / Double(storedBytes) : 1
         if json {
-            print(#"{"type":"stats","segments":\#(segments),"frames":\#(frames),"records":\#(records),"distinct_keys":\#(distinctKeys.count),"raw_bytes":\#(rawBytes),"stored_bytes":\#(storedBytes),"compression_ratio":\#(format(ratio)),"damaged_regions":\#(damageCount)}"#)
+            print(#"{"type":"stats","segments":\#(segments),"frames":\#(frames),"records":\#(records),"requests":\#(requests),"distinct_keys":\#(distinctKeys.count),"raw_bytes":\#(rawBytes),"stored_bytes":\#(storedBytes),"compression_ratio":\#(format(ratio)),"damaged_regions":\#(damageCount)}"#)
         } else {
             print("""
                 segments        \(segments)
                 frames          \(frames)
                 records         \(records)
+                requests        \(requests)
                 distinct keys   \(distinctKeys.count)
                 raw bytes       \(rawBytes)
                 stored bytes    \(storedBytes)

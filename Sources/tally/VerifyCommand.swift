@@ -51,8 +51,9 @@ struct VerifyCommand: ParsableCommand {
         throw ExitCode(corrupt > 0 ? 2 : 1)
     }
 
-    /// Decodes every valid frame: a checksum that holds over an lz4 block that does not
-    /// decode would be a writer bug, and verify should catch that too.
+    /// Decodes every valid frame, request section included: a checksum that holds over an
+    /// lz4 block or a request section that does not decode would be a writer bug, and verify
+    /// should catch that too.
     private func payloadProblems(_ inspection: LogInspection) throws -> [LogProblem] {
         var problems: [LogProblem] = []
         var decoder = FrameDecoder()
@@ -60,7 +61,7 @@ struct VerifyCommand: ParsableCommand {
             let contents = try SegmentContents.read(path: segment.path)
             for frame in contents.scan.frames {
                 do {
-                    try contents.forEachRecord(in: frame, decoder: &decoder) { _, _ in }
+                    try contents.forEachEntry(in: frame, decoder: &decoder) { _ in }
                 } catch {
                     problems.append(LogProblem(kind: .corruption, segment: segment.fileName, offset: frame.offset,
                                                lsn: frame.header.firstLSN, message: String(describing: error)))

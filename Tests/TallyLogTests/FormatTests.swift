@@ -51,7 +51,7 @@ import Testing
         var encoder = FrameEncoder()
         // Hot keys compress well.
         let hot = records(512, keys: 4)
-        encoder.encode([hot], recordCount: hot.count, firstLSN: 1)
+        encoder.encode([Append(records: hot)], recordCount: hot.count, firstLSN: 1)
         let hotFrame = encoder.withFrameBytes { Array($0) }
         let hotHeader = hotFrame.withUnsafeBytes { FrameHeader(reading: $0, at: 0) }
         #expect(hotHeader.isCompressed)
@@ -60,7 +60,7 @@ import Testing
         // One record of random bytes does not shrink: stored raw.
         let random = [LogRecord(key: LogKey(high: .random(in: 0...UInt64.max), low: .random(in: 0...UInt64.max)),
                                 value: .random(in: 1...Int64.max), arrivalMillis: .random(in: 0...Int64.max))]
-        encoder.encode([random], recordCount: 1, firstLSN: 600)
+        encoder.encode([Append(records: random)], recordCount: 1, firstLSN: 600)
         let rawFrame = encoder.withFrameBytes { Array($0) }
         let rawHeader = rawFrame.withUnsafeBytes { FrameHeader(reading: $0, at: 0) }
         #expect(!rawHeader.isCompressed)
@@ -71,7 +71,7 @@ import Testing
             var decoded: [LogRecord] = []
             var decoder = FrameDecoder()
             try frame.withUnsafeBytes { raw in
-                let header = try #require(SegmentScanner.validFrame(in: raw, at: 0, minimumLSN: 1))
+                let header = try #require(SegmentScanner.validFrame(in: raw, at: 0, minimumLSN: 1, formatVersion: 2))
                 #expect(header.firstLSN == first)
                 try decoder.forEachRecord(in: raw, frame: FrameLocation(offset: 0, header: header)) { _, record in
                     decoded.append(record)
@@ -86,11 +86,11 @@ import Testing
         let extremes = [Int64.min, -1, 0, 1, Int64.max].map {
             LogRecord(key: LogKey(high: .max, low: .max), value: $0, arrivalMillis: $0)
         }
-        encoder.encode([extremes], recordCount: extremes.count, firstLSN: 7)
+        encoder.encode([Append(records: extremes)], recordCount: extremes.count, firstLSN: 7)
         var decoded: [LogRecord] = []
         var decoder = FrameDecoder()
         try encoder.withFrameBytes { raw in
-            let header = try #require(SegmentScanner.validFrame(in: raw, at: 0, minimumLSN: 1))
+            let header = try #require(SegmentScanner.validFrame(in: raw, at: 0, minimumLSN: 1, formatVersion: 2))
             try decoder.forEachRecord(in: raw, frame: FrameLocation(offset: 0, header: header)) { decoded.append($1) }
         }
         #expect(decoded == extremes)

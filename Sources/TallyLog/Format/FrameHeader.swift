@@ -20,7 +20,13 @@ public struct FrameHeader: Equatable, Sendable {
         public init(rawValue: UInt16) { self.rawValue = rawValue }
         /// The payload is an lz4 block; otherwise it is the raw records.
         public static let lz4 = Flags(rawValue: 1)
-        static let known: Flags = [.lz4]
+        /// Format v2: a request section follows the records in the (raw) payload.
+        public static let requests = Flags(rawValue: 2)
+
+        /// The flags a frame may carry in a segment of `formatVersion`.
+        static func known(formatVersion: UInt32) -> Flags {
+            formatVersion >= 2 ? [.lz4, .requests] : [.lz4]
+        }
     }
 
     /// Payload bytes as stored on disk.
@@ -28,13 +34,17 @@ public struct FrameHeader: Equatable, Sendable {
     public var flags: Flags
     public var firstLSN: LSN
     public var recordCount: UInt32
-    /// Payload bytes after decompression: always `recordCount × 32`.
+    /// Payload bytes after decompression: `recordCount × 32`, plus the request section's
+    /// bytes when `flags` has `.requests`.
     public var rawLength: UInt32
     public var checksum: UInt32
 
     public var lastLSN: LSN { firstLSN + LSN(recordCount) - 1 }
     public var frameSizeBytes: Int { Self.sizeBytes + Int(storedLength) }
     public var isCompressed: Bool { flags.contains(.lz4) }
+    public var hasRequests: Bool { flags.contains(.requests) }
+    /// Bytes of the records in the raw payload (the request section follows them).
+    public var recordBytes: Int { Int(recordCount) * LogRecord.sizeBytes }
 
     init(storedLength: UInt32, flags: Flags, firstLSN: LSN, recordCount: UInt32, rawLength: UInt32, checksum: UInt32) {
         self.storedLength = storedLength
@@ -59,12 +69,20 @@ public struct FrameHeader: Equatable, Sendable {
 
     private var reserved: UInt16 = 0
 
-    /// Whether the fields are consistent with each other, before any checksum is computed.
-    /// Cheap, so a scan that lost its place can test every offset.
-    var isPlausible: Bool {
-        guard reserved == 0, flags.subtracting(.known).isEmpty else { return false }
+    /// Whether the fields are consistent with each other (in a segment of `formatVersion`),
+    /// before any checksum is computed. Cheap, so a scan that lost its place can test every
+    /// offset.
+    func isPlausible(formatVersion: UInt32) -> Bool {
+        guard reserved == 0, flags.subtracting(.known(formatVersion: formatVersion)).isEmpty else { return false }
         guard recordCount >= 1, recordCount <= Self.maxRecordCount else { return false }
-        guard UInt64(rawLength) == UInt64(recordCount) * UInt64(LogRecord.sizeBytes) else { return false }
+        let records = UInt64(recordCount) * UInt64(LogRecord.sizeBytes)
+        if hasRequests {
+            let section = UInt64(rawLength) &- records
+            guard UInt64(rawLength) > records + 2,
+                  section <= UInt64(RequestSection.maxBytes(recordCount: Int(recordCount))) else { return false }
+        } else {
+            guard UInt64(rawLength) == records else { return false }
+        }
         guard firstLSN >= 1, firstLSN <= LSN.max - LSN(recordCount) else { return false }
         return isCompressed ? storedLength >= 1 && storedLength < rawLength : storedLength == rawLength
     }

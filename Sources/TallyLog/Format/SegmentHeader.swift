@@ -11,7 +11,10 @@
 public struct SegmentHeader: Equatable, Sendable {
     public static let sizeBytes = 40
     public static let magic: [UInt8] = Array("TALLYWAL".utf8)
-    public static let currentVersion: UInt32 = 1
+    /// Version 2 frames may carry a request section (`FrameHeader.Flags.requests`); version
+    /// 1 segments are read as before, and a v2 writer never appends to one.
+    public static let currentVersion: UInt32 = 2
+    public static let readableVersions: ClosedRange<UInt32> = 1...2
 
     public var version: UInt32
     public var nodeID: LogKey
@@ -60,7 +63,7 @@ public struct SegmentHeader: Equatable, Sendable {
         let stored = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 36, as: UInt32.self))
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<36])) == stored else { throw .badChecksum }
         let version = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        guard version == Self.currentVersion else { throw .unsupportedVersion(version) }
+        guard Self.readableVersions.contains(version) else { throw .unsupportedVersion(version) }
         self.version = version
         self.nodeID = LogKey(
             high: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt64.self)),

@@ -14,23 +14,70 @@ public struct FrameDecoder {
         frame location: FrameLocation,
         _ body: (LSN, LogRecord) throws -> Void
     ) throws {
+        try withRawPayload(in: bytes, frame: location) { raw in
+            try Self.visit(UnsafeRawBufferPointer(rebasing: raw[0..<location.header.recordBytes]),
+                           firstLSN: location.header.firstLSN, body)
+        }
+    }
+
+    /// Calls `body` for each entry of the frame: its request entries (format v2), then its
+    /// records, in LSN order. Throws when the payload does not decompress to exactly the
+    /// header's raw length, or its request section is malformed.
+    public mutating func forEachEntry(
+        in bytes: UnsafeRawBufferPointer,
+        frame location: FrameLocation,
+        _ body: (LogEntry) throws -> Void
+    ) throws {
+        let header = location.header
+        try withRawPayload(in: bytes, frame: location) { raw in
+            if header.hasRequests {
+                let section = UnsafeRawBufferPointer(rebasing: raw[header.recordBytes...])
+                guard let requests = RequestSection.decode(section, recordCount: Int(header.recordCount),
+                                                           firstLSN: header.firstLSN) else {
+                    throw FrameDecodingError(offset: location.offset, firstLSN: header.firstLSN,
+                                             reason: "its request section is malformed")
+                }
+                for request in requests { try body(.request(request)) }
+            }
+            try Self.visit(UnsafeRawBufferPointer(rebasing: raw[0..<header.recordBytes]), firstLSN: header.firstLSN) {
+                try body(.record($0, $1))
+            }
+        }
+    }
+
+    /// The frame's request entries (none for a frame without a request section).
+    public mutating func requests(in bytes: UnsafeRawBufferPointer, frame location: FrameLocation) throws -> [RequestEntry] {
+        guard location.header.hasRequests else { return [] }
+        var requests: [RequestEntry] = []
+        try forEachEntry(in: bytes, frame: location) { entry in
+            if case .request(let request) = entry { requests.append(request) }
+        }
+        return requests
+    }
+
+    /// Hands `body` the frame's raw payload: the stored bytes, or their decompression.
+    private mutating func withRawPayload(
+        in bytes: UnsafeRawBufferPointer, frame location: FrameLocation, _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let header = location.header
         let payloadStart = location.offset + FrameHeader.sizeBytes
         let payload = UnsafeRawBufferPointer(rebasing: bytes[payloadStart..<(payloadStart + Int(header.storedLength))])
         let rawLength = Int(header.rawLength)
-        precondition(rawLength == Int(header.recordCount) * LogRecord.sizeBytes, "frame header was not validated")
-
+        precondition(rawLength >= header.recordBytes, "frame header was not validated")
         if !header.isCompressed {
-            try Self.visit(payload, firstLSN: header.firstLSN, body)
+            try body(payload)
             return
         }
         if scratch.count < rawLength { scratch = [UInt8](repeating: 0, count: rawLength) }
         let ok = scratch.withUnsafeMutableBytes { out in
             LZ4.decompress(payload, into: UnsafeMutableRawBufferPointer(rebasing: out[0..<rawLength]))
         }
-        guard ok else { throw FrameDecodingError(offset: location.offset, firstLSN: header.firstLSN) }
+        guard ok else {
+            throw FrameDecodingError(offset: location.offset, firstLSN: header.firstLSN,
+                                     reason: "it does not decompress to its stated length")
+        }
         try scratch.withUnsafeBytes { raw in
-            try Self.visit(UnsafeRawBufferPointer(rebasing: raw[0..<rawLength]), firstLSN: header.firstLSN, body)
+            try body(UnsafeRawBufferPointer(rebasing: raw[0..<rawLength]))
         }
     }
 
@@ -45,11 +92,13 @@ public struct FrameDecoder {
     }
 }
 
-/// A frame whose checksum held but whose lz4 payload did not decode to its stated length.
+/// A frame whose checksum held but whose payload did not decode: lz4 did not give its
+/// stated length, or its request section is malformed.
 public struct FrameDecodingError: Error, CustomStringConvertible {
     public var offset: Int
     public var firstLSN: LSN
+    public var reason: String = "it does not decompress to its stated length"
     public var description: String {
-        "frame at offset \(offset) (LSN \(firstLSN)) does not decompress to its stated length"
+        "frame at offset \(offset) (LSN \(firstLSN)): \(reason)"
     }
 }

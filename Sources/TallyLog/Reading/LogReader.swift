@@ -21,6 +21,18 @@ public struct LogReader: Sendable {
         from requestedFirst: LSN? = nil, through last: LSN = .max,
         _ body: (LSN, LogRecord) throws -> Void
     ) throws -> Int {
+        try forEachEntry(from: requestedFirst, through: last) { entry in
+            if case .record(let lsn, let record) = entry { try body(lsn, record) }
+        }
+    }
+
+    /// `forEachRecord`, with the request entries (format v2) too: each before the records it
+    /// covers, for the requests that start within `from…through`. Returns the records visited.
+    @discardableResult
+    public func forEachEntry(
+        from requestedFirst: LSN? = nil, through last: LSN = .max,
+        _ body: (LogEntry) throws -> Void
+    ) throws -> Int {
         precondition((requestedFirst ?? 1) >= 1, "LSNs start at 1")
         let first = requestedFirst ?? 1
         let names = try SystemCalls.listDirectory(directory)
@@ -60,16 +72,21 @@ public struct LogReader: Sendable {
                 for frame in scan.frames {
                     if frame.header.firstLSN > last { break }
                     if frame.header.lastLSN < first { continue }
-                    try decoder.forEachRecord(in: raw, frame: frame) { lsn, record in
-                        guard lsn >= first && lsn <= last else { return }
-                        if let expected = nextToVisit, lsn != expected {
-                            throw LogReadError(segment: name, offset: frame.offset, lsn: expected,
-                                               message: "records \(expected)…\(lsn - 1) are not on disk "
-                                                   + "(the log now starts at LSN \(lsn))")
+                    try decoder.forEachEntry(in: raw, frame: frame) { entry in
+                        switch entry {
+                        case .request(let request):
+                            if request.firstLSN >= first && request.firstLSN <= last { try body(entry) }
+                        case .record(let lsn, _):
+                            guard lsn >= first && lsn <= last else { return }
+                            if let expected = nextToVisit, lsn != expected {
+                                throw LogReadError(segment: name, offset: frame.offset, lsn: expected,
+                                                   message: "records \(expected)…\(lsn - 1) are not on disk "
+                                                       + "(the log now starts at LSN \(lsn))")
+                            }
+                            try body(entry)
+                            visited += 1
+                            nextToVisit = lsn + 1
                         }
-                        try body(lsn, record)
-                        visited += 1
-                        nextToVisit = lsn + 1
                     }
                 }
                 return scan.nextLSN

@@ -36,6 +36,15 @@ public struct SegmentContents {
         }
     }
 
+    /// Calls `body` for each entry of `frame` (request entries, then records).
+    public func forEachEntry(
+        in frame: FrameLocation, decoder: inout FrameDecoder, _ body: (LogEntry) throws -> Void
+    ) throws {
+        try bytes.withUnsafeBytes { raw in
+            try decoder.forEachEntry(in: raw, frame: frame, body)
+        }
+    }
+
     /// The segment files of a log directory, in log order.
     public static func segmentPaths(in directory: String) throws(LogError) -> [String] {
         try SystemCalls.listDirectory(directory)

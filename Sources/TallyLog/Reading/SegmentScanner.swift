@@ -42,7 +42,7 @@ enum SegmentScanner {
         var expected = header.firstLSN
         // Each pass either consumes a frame or jumps past damage, so offset strictly grows.
         while offset < bytes.count {
-            if let frame = validFrame(in: bytes, at: offset, minimumLSN: 1) {
+            if let frame = validFrame(in: bytes, at: offset, minimumLSN: 1, formatVersion: header.version) {
                 if frame.firstLSN != expected {
                     scan.damage.append(SegmentDamage(
                         offset: offset, endOffset: offset, expectedLSN: expected,
@@ -54,8 +54,8 @@ enum SegmentScanner {
                 expected = frame.lastLSN + 1
                 continue
             }
-            let reason = diagnose(bytes, at: offset)
-            if let resume = nextValidFrame(in: bytes, after: offset, minimumLSN: expected) {
+            let reason = diagnose(bytes, at: offset, formatVersion: header.version)
+            if let resume = nextValidFrame(in: bytes, after: offset, minimumLSN: expected, formatVersion: header.version) {
                 scan.damage.append(SegmentDamage(
                     offset: offset, endOffset: resume, expectedLSN: expected, reason: reason,
                     followedByValidFrame: true))
@@ -72,10 +72,11 @@ enum SegmentScanner {
     }
 
     /// The header of the frame at `offset` if the frame is complete and its checksum holds.
-    static func validFrame(in bytes: UnsafeRawBufferPointer, at offset: Int, minimumLSN: LSN) -> FrameHeader? {
+    static func validFrame(in bytes: UnsafeRawBufferPointer, at offset: Int, minimumLSN: LSN,
+                           formatVersion: UInt32) -> FrameHeader? {
         guard offset + FrameHeader.sizeBytes <= bytes.count else { return nil }
         let header = FrameHeader(reading: bytes, at: offset)
-        guard header.isPlausible, header.firstLSN >= minimumLSN else { return nil }
+        guard header.isPlausible(formatVersion: formatVersion), header.firstLSN >= minimumLSN else { return nil }
         guard offset + header.frameSizeBytes <= bytes.count else { return nil }
         let crc = FrameHeader.computeChecksum(of: bytes, frameAt: offset, storedLength: Int(header.storedLength))
         return crc == header.checksum ? header : nil
@@ -84,17 +85,20 @@ enum SegmentScanner {
     /// The offset of the next valid frame after `offset`, found by testing every later
     /// offset. Only damaged segments pay for this, and the plausibility test rejects almost
     /// every offset before a checksum is computed.
-    static func nextValidFrame(in bytes: UnsafeRawBufferPointer, after offset: Int, minimumLSN: LSN) -> Int? {
+    static func nextValidFrame(in bytes: UnsafeRawBufferPointer, after offset: Int, minimumLSN: LSN,
+                               formatVersion: UInt32) -> Int? {
         var candidate = offset + 1
         while candidate + FrameHeader.sizeBytes <= bytes.count {
-            if validFrame(in: bytes, at: candidate, minimumLSN: minimumLSN) != nil { return candidate }
+            if validFrame(in: bytes, at: candidate, minimumLSN: minimumLSN, formatVersion: formatVersion) != nil {
+                return candidate
+            }
             candidate += 1
         }
         return nil
     }
 
     /// Says why the bytes at `offset` are not a valid frame, in an operator's words.
-    static func diagnose(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> String {
+    static func diagnose(_ bytes: UnsafeRawBufferPointer, at offset: Int, formatVersion: UInt32) -> String {
         let remaining = bytes.count - offset
         if remaining < FrameHeader.sizeBytes {
             return "short frame header (\(remaining) of \(FrameHeader.sizeBytes) bytes before the end of the segment)"
@@ -104,7 +108,7 @@ enum SegmentScanner {
             return "zero bytes where a frame header should be"
         }
         let header = FrameHeader(reading: bytes, at: offset)
-        if !header.isPlausible {
+        if !header.isPlausible(formatVersion: formatVersion) {
             return "invalid frame header"
         }
         if header.frameSizeBytes > remaining {

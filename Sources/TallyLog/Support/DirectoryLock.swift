@@ -22,7 +22,7 @@ public final class DirectoryLock: Sendable {
         // are all set runs deinit, which would close the descriptor a second time (and with
         // it whatever file or socket had meanwhile reused the number).
         let fd = try SystemCalls.open(path, O_RDWR | O_CREAT)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        if !Self.lock(fd) {
             let code = errno
             let holder = Self.readPID(fd)
             SystemCalls.close(fd)
@@ -34,6 +34,18 @@ public final class DirectoryLock: Sendable {
         let pid = Array("\(getpid())\n".utf8)
         try? SystemCalls.truncate(fd, toSizeBytes: 0, path: path)
         _ = pid.withUnsafeBytes { try? SystemCalls.writeAll(fd, $0, at: 0, path: path) }
+    }
+
+    /// Takes the lock, trying again for a moment when it is held: a process forking a child
+    /// lends the child its descriptors until the child's exec closes them, so a lock just
+    /// released can look held for a few microseconds. A real holder keeps it far longer.
+    private static func lock(_ fd: Int32) -> Bool {
+        for attempt in 0..<20 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            guard errno == EWOULDBLOCK, attempt < 19 else { return false }
+            usleep(10_000)
+        }
+        return false
     }
 
     /// Closing the descriptor releases the lock; the file stays, harmlessly.

@@ -32,8 +32,9 @@ final class LogWriter: @unchecked Sendable {
     }
 
     struct PendingAppend {
-        var records: [LogRecord]
+        var append: Append
         var completion: AppendCompletion
+        var records: [LogRecord] { append.records }
     }
 
     enum Command {
@@ -124,15 +125,16 @@ final class LogWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    func append(_ records: [LogRecord]) async throws -> LSN {
+    func append(_ append: Append) async throws -> LSN {
         try await withCheckedThrowingContinuation { (continuation: AppendContinuation) in
-            enqueue(records, completion: .resume(continuation))
+            enqueue(append, completion: .resume(continuation))
         }
     }
 
-    /// Queues `records` for the next frame; `completion` runs once they are durable or
+    /// Queues `append` for the next frame; `completion` runs once it is durable or
     /// refused — on the writer thread, or at once on the caller's thread when refused here.
-    func enqueue(_ records: [LogRecord], completion: AppendCompletion) {
+    func enqueue(_ append: Append, completion: AppendCompletion) {
+        let records = append.records
         guard !records.isEmpty else { return completion.complete(.success(durableLSN)) }
         guard records.count <= configuration.maxBatchRecords else {
             return completion.complete(.failure(
@@ -151,7 +153,7 @@ final class LogWriter: @unchecked Sendable {
             condition.unlock()
             return completion.complete(.failure(.overloaded(queuedRecords: queued)))
         }
-        pending.append(PendingAppend(records: records, completion: completion))
+        pending.append(PendingAppend(append: append, completion: completion))
         pendingRecords += records.count
         condition.signal()
         condition.unlock()
@@ -244,12 +246,13 @@ final class LogWriter: @unchecked Sendable {
         // creates one), so a batch always has a segment to go to.
         precondition(active != nil, "an append reached the writer before the log had a segment")
         let firstLSN = nextLSN
-        encoder.encode(batch.lazy.map(\.records), recordCount: recordCount, firstLSN: firstLSN)
+        encoder.encode(batch.lazy.map(\.append), recordCount: recordCount, firstLSN: firstLSN)
         let frameSize = encoder.frameLength
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            if active!.frameCount > 0 && active!.entry.sizeBytes + frameSize > configuration.segmentSizeBytes {
+            if active!.frameCount > 0 && active!.entry.sizeBytes + frameSize > configuration.segmentSizeBytes
+                || active!.formatVersion < SegmentHeader.currentVersion {
                 try rollActiveSegment()
             }
             try writeFrame()
@@ -264,7 +267,7 @@ final class LogWriter: @unchecked Sendable {
         sizeBytes.add(frameSize, ordering: .relaxed)
         durable.store(nextLSN - 1, ordering: .releasing)
         if let onDurable = configuration.onDurable {
-            onDurable(DurableFrame(firstLSN: firstLSN, appends: batch.map(\.records), recordCount: recordCount,
+            onDurable(DurableFrame(firstLSN: firstLSN, appends: batch.map(\.append), recordCount: recordCount,
                                    sizeBytes: frameSize, writeAndSyncDuration: clock.now - started))
         }
 

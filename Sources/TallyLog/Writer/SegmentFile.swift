@@ -19,13 +19,17 @@ struct ActiveSegment {
     /// Frames appended since this process opened or created the segment, plus those found
     /// in it at open. A segment with none is never rolled away (empty intervals cost nothing).
     var frameCount: Int
+    /// The segment's format version: the writer appends only to a current-version segment.
+    var formatVersion: UInt32 = SegmentHeader.currentVersion
 
     /// Creates a new segment durably: header into `<name>.tmp`, fsync, rename, fsync the
     /// directory. A crash at any point leaves either no segment or a complete empty one.
     static func create(directory: String, nodeID: LogKey, firstLSN: LSN) throws(LogError) -> ActiveSegment {
         let name = SegmentName.fileName(firstLSN: firstLSN)
         let path = directory + "/" + name
-        let temporaryPath = path + ".tmp"  // ends in SegmentName.temporarySuffix
+        // Ends in SegmentName.temporarySuffix. The rename below also replaces an existing empty
+        // segment of an older version atomically (see `reopen`).
+        let temporaryPath = path + ".tmp"
         try SystemCalls.unlink(temporaryPath)
         let fd = try SystemCalls.open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL)
         do throws(LogError) {
@@ -43,9 +47,16 @@ struct ActiveSegment {
         return ActiveSegment(entry: entry, fd: fd, frameCount: 0)
     }
 
-    /// Reopens the last segment for appending after a scan found it sound.
-    static func reopen(_ entry: SegmentEntry, frameCount: Int) throws(LogError) -> ActiveSegment {
+    /// Reopens the last segment for appending after a scan found it sound. An empty segment
+    /// of an older format version is replaced, atomically (rename over it), by an empty one
+    /// of the current version with the same first LSN; one with frames is kept as it is, and
+    /// the writer rolls away from it before its first frame.
+    static func reopen(_ entry: SegmentEntry, frameCount: Int, formatVersion: UInt32,
+                       nodeID: LogKey, directory: String) throws(LogError) -> ActiveSegment {
+        if formatVersion < SegmentHeader.currentVersion && frameCount == 0 {
+            return try create(directory: directory, nodeID: nodeID, firstLSN: entry.firstLSN)
+        }
         let fd = try SystemCalls.open(entry.path, O_WRONLY)
-        return ActiveSegment(entry: entry, fd: fd, frameCount: frameCount)
+        return ActiveSegment(entry: entry, fd: fd, frameCount: frameCount, formatVersion: formatVersion)
     }
 }
