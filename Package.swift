@@ -1,11 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Targets follow DESIGN.md; imports point one way, down this picture:
+// One room per concern (docs/design.md); imports point one way, down this picture:
 //
-//   tally ─▶ TallyServer ─▶ TallyPostgres ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
-//                  │              └─▶ CLibPQ
-//                  └─▶ Hummingbird, Prometheus, ServiceLifecycle
+//   tally ─▶ TallyServer (HTTP) ─┬─▶ TallyIngest (gate, parsers) ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
+//                                └─▶ TallyPostgres ──────────────▶ TallyCore
+//                                        └─▶ CLibPQ
+//   TallyServer ─▶ Hummingbird, Prometheus, ServiceLifecycle
 let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
@@ -31,10 +32,13 @@ let package = Package(
         .target(name: "TallyLog", dependencies: ["CLZ4"]),
         .target(name: "TallyCore", dependencies: ["TallyLog", .product(name: "Logging", package: "swift-log")]),
         .target(name: "TallyPostgres", dependencies: ["TallyCore", "CLibPQ"]),
+        // What every front (HTTP, gRPC) applies before the log: API keys, rate limits, the strict parsers.
+        .target(name: "TallyIngest", dependencies: ["TallyCore"]),
         .target(
             name: "TallyServer",
             dependencies: [
                 "TallyCore",
+                "TallyIngest",
                 "TallyPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -51,6 +55,7 @@ let package = Package(
             dependencies: [
                 "TallyLog",
                 "TallyCore",
+                "TallyIngest",
                 "TallyPostgres",
                 "TallyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -59,6 +64,7 @@ let package = Package(
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"]),
         .testTarget(name: "TallyPostgresTests", dependencies: ["TallyPostgres"]),
+        .testTarget(name: "TallyIngestTests", dependencies: ["TallyIngest"]),
         // Counting against a real PostgreSQL: exactly-once across crashes, outages, recovery.
         .testTarget(name: "TallyIntegrationTests", dependencies: ["TallyCore", "TallyPostgres"]),
         .testTarget(

@@ -50,6 +50,20 @@ public struct Migrations: Sendable {
             )
             """,
         ]),
+        Migration(version: 3, description: "request ids of idempotent ingest", statements: [
+            """
+            CREATE TABLE IF NOT EXISTS \(TableNames.requests) (
+                id text PRIMARY KEY,
+                node uuid NOT NULL,
+                first_lsn bigint NOT NULL,
+                count int NOT NULL CHECK (count >= 1),
+                digest bigint NOT NULL,
+                at timestamptz NOT NULL
+            )
+            """,
+            // Each node prunes its own expired rows in bounded deletes.
+            "CREATE INDEX IF NOT EXISTS tally_requests_by_node_at ON \(TableNames.requests) (node, at)",
+        ]),
     ]
 
     /// Arbitrary, fixed: the key of the advisory lock that serialises migrations.

@@ -8,6 +8,7 @@ import TallyLog
 /// BEGIN;
 /// INSERT INTO tally_checkpoints … ON CONFLICT DO NOTHING;              -- a first checkpoint has a row
 /// SELECT lsn FROM tally_checkpoints WHERE node = $1 FOR UPDATE;         -- must be previousLSN
+/// INSERT INTO tally_requests … ON CONFLICT (id) DO NOTHING;             -- ids in order; each must be new
 /// INSERT INTO tally_counts … SELECT … FROM unnest($1::uuid[], $2::numeric[])
 ///   ON CONFLICT (key) DO UPDATE SET total = tally_counts.total + EXCLUDED.total;  -- ≤ chunk rows each
 /// INSERT INTO tally_daily … SELECT … FROM unnest($1::uuid[], $2::int[], $3::numeric[])
@@ -83,8 +84,20 @@ public final class PostgresCheckpointSink: CheckpointSink {
                 try connection.execute("ROLLBACK")
                 throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: stored)
             }
-            let totals = Self.totalsPerKey(batch.deltas)
+            // Requests first, in id order: a checkpoint counts a request's records only if it is
+            // the one that records its id (the caller checked; another node may have since).
             var start = 0
+            while start < batch.requests.count {
+                let end = min(start + chunkRows, batch.requests.count)
+                let inserted = try insertRequests(batch.requests[start..<end], node: node, on: connection)
+                guard inserted == end - start else {
+                    try connection.execute("ROLLBACK")
+                    throw CheckpointSinkError.requestTakenMeanwhile(id: batch.requests[start].id)
+                }
+                start = end
+            }
+            let totals = Self.totalsPerKey(batch.deltas)
+            start = 0
             while start < totals.count {
                 let end = min(start + chunkRows, totals.count)
                 switch method {
@@ -118,6 +131,49 @@ public final class PostgresCheckpointSink: CheckpointSink {
             guard error.connectionBroken else { throw error }
             throw CheckpointSinkError.outcomeUnknown(reason: error.description)
         }
+    }
+
+    public func knownRequests(_ ids: [String]) async throws -> Set<String> {
+        let chunks = stride(from: 0, to: ids.count, by: chunkRows).map { Array(ids[$0..<min($0 + chunkRows, ids.count)]) }
+        return try await client.withConnection { connection in
+            var known: Set<String> = []
+            for chunk in chunks {
+                let rows = try connection.execute("SELECT id FROM \(TableNames.requests) WHERE id = ANY($1::text[])",
+                                                  [Self.textArray(chunk)])
+                for row in 0..<rows.rowCount { if let id = rows.value(row: row, column: 0) { known.insert(id) } }
+            }
+            return known
+        }
+    }
+
+    public func pruneRequests(node: UUID, takenBeforeMillis beforeMillis: Int64, limit: Int) async throws -> Int {
+        let parameters = [node.uuidString, String(Double(beforeMillis) / 1000), String(limit)]
+        return try await client.withConnection { connection in
+            try connection.execute("""
+                DELETE FROM \(TableNames.requests) WHERE ctid IN (
+                  SELECT ctid FROM \(TableNames.requests) WHERE node = $1 AND at < to_timestamp($2::double precision) LIMIT $3::int)
+                """, parameters).affectedRows
+        }
+    }
+
+    /// Inserts request rows, skipping ids already present; returns how many were new.
+    private static func insertRequests(_ rows: ArraySlice<RequestRow>, node: String, on connection: PostgresConnection) throws -> Int {
+        try connection.execute("""
+            INSERT INTO \(TableNames.requests) (id, node, first_lsn, count, digest, at)
+            SELECT r.id, $1::uuid, r.first_lsn, r.count, r.digest, to_timestamp(r.at_ms / 1000.0)
+            FROM unnest($2::text[], $3::bigint[], $4::int[], $5::bigint[], $6::bigint[]) AS r(id, first_lsn, count, digest, at_ms)
+            ON CONFLICT (id) DO NOTHING
+            """, [node, textArray(rows.map(\.id)), "{" + rows.map { String($0.firstLSN) }.joined(separator: ",") + "}",
+                  "{" + rows.map { String($0.count) }.joined(separator: ",") + "}",
+                  "{" + rows.map { String(Int64(bitPattern: $0.digest)) }.joined(separator: ",") + "}",
+                  "{" + rows.map { String($0.arrivalMillis) }.joined(separator: ",") + "}"]).affectedRows
+    }
+
+    /// A `text[]` literal: every element quoted, `"` and `\` escaped.
+    static func textArray(_ values: some Collection<String>) -> String {
+        "{" + values.map { value in
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "}"
     }
 
     /// One key's total over the batch's days.

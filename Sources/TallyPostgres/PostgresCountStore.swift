@@ -108,6 +108,21 @@ public struct PostgresCountStore: PersistedCounts {
     }
 }
 
+extension PostgresCountStore: RequestLookup {
+    /// A request id recorded by a checkpoint of any node (`tally_requests`).
+    public func storedRequest(id: String) async throws -> StoredRequest? {
+        try await pool.withConnection { connection in
+            let rows = try connection.execute(
+                "SELECT node, first_lsn, count, digest FROM \(TableNames.requests) WHERE id = $1", [id])
+            guard rows.rowCount == 1, let node = rows.value(row: 0, column: 0).flatMap({ UUID(uuidString: $0) }),
+                  let first = rows.value(row: 0, column: 1).flatMap({ LSN($0) }),
+                  let count = rows.value(row: 0, column: 2).flatMap({ Int($0) }),
+                  let digest = rows.value(row: 0, column: 3).flatMap({ Int64($0) }) else { return nil }
+            return StoredRequest(node: node, firstLSN: first, count: count, digest: UInt64(bitPattern: digest))
+        }
+    }
+}
+
 /// A page of `GET /reports/daily`: keys in order, with their name when one is registered.
 public struct DailyReportPage: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {

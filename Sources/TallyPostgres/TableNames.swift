@@ -5,5 +5,6 @@ public enum TableNames {
     public static let checkpoints = "tally_checkpoints"
     public static let daily = "tally_daily"
     public static let keyNames = "tally_key_names"
+    public static let requests = "tally_requests"
     public static let migrations = "tally_schema_migrations"
 }

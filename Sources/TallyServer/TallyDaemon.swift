@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import TallyCore
+import TallyIngest
 import TallyPostgres
 
 /// `tally serve`: the counting node behind the HTTP API, run as a service group so that
@@ -19,6 +20,7 @@ public enum TallyDaemon {
         options.maxLogSizeBytes = configuration.maxLogBytes
         options.checkpointInterval = configuration.checkpointInterval
         options.keepCheckpoints = configuration.keepCheckpoints
+        options.requestRetention = configuration.idempotencyWindow
         options.frameObserver = { metrics.recordFrame($0) }
         let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
 
@@ -42,17 +44,22 @@ extension TallyDaemon {
         node: CountingNode, reads: PostgresPool, metrics: ServerMetrics, configuration: ServerConfiguration,
         logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> Application<RouterResponder<TallyRequestContext>> {
-        let gate = RequestGate(configuration: configuration, metrics: metrics)
-        let intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes)
+        let gate = RequestGate(
+            keys: configuration.apiKeys,
+            limiter: configuration.rateLimitPerSecond.map { RateLimiter(ratePerSecond: $0, burst: configuration.rateBurst) },
+            trustedProxies: configuration.trustedProxies, onRateLimited: { metrics.recordRateLimited() })
+        let intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes, maxBatchBytes: configuration.maxBatchBytes,
+                                     maxBatchIncrements: configuration.maxBatchIncrements)
         let store = PostgresCountStore(pool: reads)
+        let ingest = Ingest(log: node.log, window: node.requestWindow, lookup: store)
         let counts = CountRoutes(reader: CountReader(persisted: store, compactor: node.compactor, node: node.identity.id),
                                  store: store)
-        let router = TallyRouter.build(node: node, metrics: metrics, gate: gate, intake: intake, counts: counts,
-                                       benchRoutes: configuration.benchRoutes)
+        let router = TallyRouter.build(node: node, ingest: ingest, metrics: metrics, gate: gate, intake: intake,
+                                       counts: counts, benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"
-        let increments = IncrementChannelHandler.Dependencies(
-            log: node.log, metrics: metrics, intake: intake, gate: gate, serverName: serverName,
+        let increments = IngestChannelHandler.Dependencies(
+            ingest: ingest, metrics: metrics, intake: intake, gate: gate, serverName: serverName,
             idleTimeout: .seconds(idleSeconds))
         return Application(
             router: router,

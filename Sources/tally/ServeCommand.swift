@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TallyIngest
 import TallyServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -10,7 +11,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Every option can also be set by an environment variable, named after it: \
             TALLY_LISTEN, TALLY_DATA_DIR, TALLY_DATABASE_URL (or plain DATABASE_URL), \
-            TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_RATE_LIMIT, \
+            TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_MAX_BATCH_INCREMENTS, \
+            TALLY_MAX_BATCH_BYTES, TALLY_IDEMPOTENCY_WINDOW, TALLY_RATE_LIMIT, \
             TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
             TALLY_MAX_LOG_BYTES, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
             Durations take ms, s, m or h (9s, 500ms, 1m); sizes take B, KiB, MiB, GiB or KB, MB, GB.
@@ -38,6 +40,17 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-body-bytes"), help: "Larger request bodies get 413. (default 4KiB)")
     var maxBodyBytes: String?
+
+    @Option(name: .customLong("max-batch-increments"),
+            help: "Most increments one POST /increments body may hold; more get 413. (default 10000)")
+    var maxBatchIncrements: Int?
+
+    @Option(name: .customLong("max-batch-bytes"), help: "Largest POST /increments body; larger get 413. (default 1MiB)")
+    var maxBatchBytes: String?
+
+    @Option(name: .customLong("idempotency-window"),
+            help: "How long an Idempotency-Key (gRPC request_id) counts as taken; a retry later than this counts again. (default 24h)")
+    var idempotencyWindow: String?
 
     @Option(name: .customLong("rate-limit"), help: "Requests per second per client; off when absent.")
     var rateLimit: Double?
@@ -116,6 +129,23 @@ struct ServeCommand: AsyncParsableCommand {
         if let text = setting(maxBodyBytes, "TALLY_MAX_BODY_BYTES") {
             guard let bytes = ValueParsing.byteCount(text), bytes > 0 else { throw ValidationError("--max-body-bytes: \(text)") }
             configuration.maxBodyBytes = bytes
+        }
+        if let count = maxBatchIncrements ?? environment["TALLY_MAX_BATCH_INCREMENTS"].flatMap(Int.init) {
+            // One request is one append, and an append is one frame of the log.
+            guard (1...16_384).contains(count) else { throw ValidationError("--max-batch-increments must be 1…16384") }
+            configuration.maxBatchIncrements = count
+        }
+        if let text = setting(maxBatchBytes, "TALLY_MAX_BATCH_BYTES") {
+            guard let bytes = ValueParsing.byteCount(text), bytes > 0, bytes <= 64 << 20 else {
+                throw ValidationError("--max-batch-bytes: \(text) (at most 64MiB)")
+            }
+            configuration.maxBatchBytes = bytes
+        }
+        if let text = setting(idempotencyWindow, "TALLY_IDEMPOTENCY_WINDOW") {
+            guard let window = ValueParsing.duration(text), window >= .seconds(1) else {
+                throw ValidationError("--idempotency-window: \(text) is not a duration like 24h")
+            }
+            configuration.idempotencyWindow = window
         }
         if let rate = rateLimit ?? environment["TALLY_RATE_LIMIT"].flatMap(Double.init) {
             guard rate > 0 else { throw ValidationError("--rate-limit must be positive") }

@@ -15,8 +15,12 @@ import Testing
             Issue.record("\(schemathesis) is missing: run the tests with `make test`, which installs it")
             return
         }
+        // A PostgreSQL of its own: schemathesis' stateful phase feeds keys it reads back (the
+        // daily report lists every key of the database) into increments, which would land on
+        // other tests' keys in a shared database.
+        let postgres = try PrivatePostgres()
         let data = TemporaryDirectory()
-        let daemon = try Daemon(dataDirectory: data.path + "/node")
+        let daemon = try Daemon(dataDirectory: data.path + "/node", databaseURL: postgres.url)
         try await daemon.waitUntilServing()
         try await daemon.waitForFirstCheckpoint()
         // positive_data_acceptance is left out: JSON Schema cannot say what the document's

@@ -62,9 +62,12 @@ import Testing
     /// rate (at least half of the same run without the flood: the readers' own CPU, about a
     /// thousand small requests a second, is the only cost), and memory stays bounded.
     @Test func aFloodOfSlowReadsCostsIncrementsNoMoreThanCPU() async throws {
+        // A PostgreSQL of its own: the lock below would stall every other test's checkpoints.
+        let postgres = try PrivatePostgres()
         let data = TemporaryDirectory()
         let keys = (0..<20).map { _ in UUID().uuidString.lowercased() }
-        let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--read-connections", "2"])
+        let daemon = try Daemon(dataDirectory: data.path + "/node", databaseURL: postgres.url,
+                                extraArguments: ["--read-connections", "2"])
         try await daemon.waitUntilServing()
         try await daemon.waitForFirstCheckpoint()
 
@@ -83,7 +86,7 @@ import Testing
         // Hold a lock that every count read waits on, until the end of the test.
         let locker = Process()
         locker.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-        locker.arguments = [Daemon.databaseURL, "-c", "BEGIN; LOCK TABLE tally_counts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"]
+        locker.arguments = [postgres.url, "-c", "BEGIN; LOCK TABLE tally_counts IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"]
         locker.standardOutput = FileHandle.nullDevice
         locker.standardError = FileHandle.nullDevice
         try locker.run()
@@ -97,7 +100,8 @@ import Testing
         let memoryDuring = daemon.residentBytes
         let answers = flood.stop()
         locker.terminate()
-        _ = try Daemon.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE tally_counts%'")
+        _ = try Tool.runExternal("/usr/bin/psql", [postgres.url, "-Atc",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE tally_counts%'"])
 
         #expect(during.ledger.refusedByStatus.isEmpty, "increments never refused: \(during.ledger.refusedByStatus)")
         #expect(during.rate >= alone.rate * 0.5, "increments/s with the flood \(during.rate), alone \(alone.rate)")

@@ -58,12 +58,12 @@ import TallyLog
         compactor.reset(after: 0)
         try compactor.catchUp(through: 0)  // started and caught up: live frames count from here
         #expect(compactor.nextLSN == 1)
-        compactor.absorb(firstLSN: 11, groups: [second])  // skips LSNs 1...10: the gap check refuses it
+        compactor.absorb(firstLSN: 11, groups: [Append(records: second)])  // skips LSNs 1...10: the gap check refuses it
         #expect(compactor.pending.records == 0, "a frame that does not continue the table is not absorbed")
-        compactor.absorb(firstLSN: 1, groups: [first])  // continues the table, but a gap is open: read from disk
+        compactor.absorb(firstLSN: 1, groups: [Append(records: first)])  // continues the table, but a gap is open: read from disk
         #expect(compactor.pending.records == 0, "after a gap, nothing live counts until a catch-up")
         #expect(try compactor.catchUp(through: 20) == 20)
-        compactor.absorb(firstLSN: 11, groups: [second])  // already there: ignored
+        compactor.absorb(firstLSN: 11, groups: [Append(records: second)])  // already there: ignored
         let table = try #require(compactor.take())
         #expect(table.lastLSN == 20)
         #expect(table.keyTotals == expectedTotals(first + second))
@@ -75,9 +75,9 @@ import TallyLog
         let inner: LogReader
         var interleave: (() -> Void)?
         init(inner: LogReader) { self.inner = inner }
-        func forEachRecord(from first: LSN?, through last: LSN, _ body: (LSN, LogRecord) throws -> Void) throws -> Int {
-            try inner.forEachRecord(from: first, through: last) { lsn, record in
-                try body(lsn, record)
+        func forEachEntry(from first: LSN?, through last: LSN, _ body: (LogEntry) throws -> Void) throws -> Int {
+            try inner.forEachEntry(from: first, through: last) { entry in
+                try body(entry)
                 if let action = interleave {
                     interleave = nil
                     action()

@@ -102,13 +102,13 @@ final class FakePersisted: PersistedCounts, @unchecked Sendable {
         let reader = CountReader(persisted: persisted, compactor: compactor, node: testNode)
         #expect(try await reader.count(of: LogKey(high: 9, low: 9)).total.isZero, "a key never counted reads 0")
 
-        compactor.absorb(firstLSN: 1, groups: [[record(5, at: midnight - 1), record(7, at: midnight)]])
+        compactor.absorb(firstLSN: 1, groups: [Append(records: [record(5, at: midnight - 1), record(7, at: midnight)])])
         var count = try await reader.count(of: key)
         #expect((count.total, count.persisted, count.pending) == (12, 0, 12))
 
         // A checkpoint takes LSNs 1…2; until PostgreSQL shows it, they stay pending.
         _ = compactor.take()
-        compactor.absorb(firstLSN: 3, groups: [[record(100, at: midnight)]])
+        compactor.absorb(firstLSN: 3, groups: [Append(records: [record(100, at: midnight)])])
         count = try await reader.count(of: key)
         #expect((count.total, count.persisted, count.pending) == (112, 0, 112))
 
@@ -130,7 +130,7 @@ final class FakePersisted: PersistedCounts, @unchecked Sendable {
         let compactor = Compactor(reader: LogReader(directory: "/nonexistent"))
         compactor.reset(after: 0)
         try compactor.catchUp(through: 0)
-        compactor.absorb(firstLSN: 1, groups: [[record(5, at: midnight)]])
+        compactor.absorb(firstLSN: 1, groups: [Append(records: [record(5, at: midnight)])])
         _ = compactor.take()
         compactor.settle(.committed)
         // PostgreSQL (as this stale snapshot says) is still at LSN 0: the compactor no longer

@@ -32,6 +32,8 @@ final class MemorySink: CheckpointSink {
 
     struct State {
         var totals: [LogKey: Int128] = [:]
+        var daily: [DeltaTable.Cell: Int128] = [:]
+        var requests: [String: RequestRow] = [:]
         var checkpoints: [UUID: LSN] = [:]
         var fault: Fault = .none
         var applied = 0
@@ -69,13 +71,36 @@ final class MemorySink: CheckpointSink {
             guard stored == batch.previousLSN else {
                 throw CheckpointSinkError.conflict(node: batch.node, expectedLSN: batch.previousLSN, storedLSN: stored)
             }
-            precondition(zip(batch.deltas, batch.deltas.dropFirst()).allSatisfy { $0.key < $1.key }, "deltas unsorted")
-            for delta in batch.deltas { state.totals[delta.key, default: 0] += delta.sum }
+            precondition(zip(batch.deltas, batch.deltas.dropFirst()).allSatisfy { ($0.key, $0.day) < ($1.key, $1.day) },
+                         "deltas unsorted")
+            if let taken = batch.requests.first(where: { state.requests[$0.id] != nil }) {
+                throw CheckpointSinkError.requestTakenMeanwhile(id: taken.id)
+            }
+            for request in batch.requests { state.requests[request.id] = request }
+            for delta in batch.deltas {
+                state.totals[delta.key, default: 0] += delta.sum
+                state.daily[DeltaTable.Cell(key: delta.key, day: delta.day), default: 0] += delta.sum
+            }
             state.checkpoints[batch.node] = batch.lsn
             state.applied += 1
             if case .commitThenLoseConnection = state.fault {
                 throw CheckpointSinkError.outcomeUnknown(reason: "injected: connection lost after COMMIT")
             }
+        }
+    }
+
+    func knownRequests(_ ids: [String]) async throws -> Set<String> {
+        try state.withLock { state in
+            if case .unreachable = state.fault { throw SinkDown() }
+            return Set(ids.filter { state.requests[$0] != nil })
+        }
+    }
+
+    func pruneRequests(node: UUID, takenBeforeMillis beforeMillis: Int64, limit: Int) async throws -> Int {
+        state.withLock { state in
+            let expired = state.requests.filter { $0.value.arrivalMillis < beforeMillis }.keys.prefix(limit)
+            for id in expired { state.requests[id] = nil }
+            return expired.count
         }
     }
 

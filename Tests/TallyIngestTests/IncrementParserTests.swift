@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TallyLog
-@testable import TallyServer
+@testable import TallyIngest
 
 /// The validation table: every rejection class, and the accepted variants.
 @Suite struct IncrementParserTests {
@@ -90,12 +90,5 @@ import TallyLog
         case (.failure(let rejection), nil):
             Issue.record("refused a valid body: \(rejection.message)")
         }
-    }
-
-    @Test func errorBodiesAreValidJSON() throws {
-        let body = ResponseBody.error("a \"quoted\" \\ message\nwith\u{01}control")
-        let parsed = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: String]
-        #expect(parsed?["error"] == "a \"quoted\" \\ message\nwith\u{01}control")
-        #expect(ResponseBody.acknowledged(lsn: 42) == #"{"lsn":42}"#)
     }
 }

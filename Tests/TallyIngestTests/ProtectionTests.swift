@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import TallyServer
+@testable import TallyIngest
 
 @Suite struct ProtectionTests {
     @Test func aBucketAllowsTheBurstThenRefillsAtTheRate() {
@@ -47,17 +47,4 @@ import Testing
         #expect(throws: APIKeysError.self) { try APIKeys(keys: ["# only a comment", " "]) }
     }
 
-    @Test func durationsAndSizesParseTheirUnits() {
-        #expect(ValueParsing.duration("9s") == .seconds(9))
-        #expect(ValueParsing.duration("500ms") == .milliseconds(500))
-        #expect(ValueParsing.duration("1m") == .seconds(60))
-        #expect(ValueParsing.duration("1.5s") == .milliseconds(1500))
-        #expect(ValueParsing.duration("9") == nil)
-        #expect(ValueParsing.duration("-1s") == nil)
-        #expect(ValueParsing.byteCount("4KiB") == 4096)
-        #expect(ValueParsing.byteCount("8GiB") == 8 << 30)
-        #expect(ValueParsing.byteCount("512MB") == 512_000_000)
-        #expect(ValueParsing.byteCount("1024") == 1024)
-        #expect(ValueParsing.byteCount("lots") == nil)
-    }
 }

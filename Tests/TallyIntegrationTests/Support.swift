@@ -82,6 +82,14 @@ final class FaultySink: CheckpointSink {
         try await real.checkpointLSN(node: node)
     }
 
+    func knownRequests(_ ids: [String]) async throws -> Set<String> {
+        try await real.knownRequests(ids)
+    }
+
+    func pruneRequests(node: UUID, takenBeforeMillis beforeMillis: Int64, limit: Int) async throws -> Int {
+        try await real.pruneRequests(node: node, takenBeforeMillis: beforeMillis, limit: limit)
+    }
+
     func apply(_ batch: CheckpointBatch) async throws {
         switch fault.get() {
         case .none:

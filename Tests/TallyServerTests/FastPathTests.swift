@@ -4,6 +4,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 import TallyLog
+import TallyIngest
 @testable import TallyServer
 
 #if canImport(Glibc)

@@ -148,7 +148,7 @@ import TallyPostgres
         for (lsn, arrival) in [midnight - 1, midnight].enumerated() {
             let intake = IncrementIntake(maxBodyBytes: 4096, clock: { arrival })
             let body = #"{"key":"\#(key)","value":1}"#
-            guard case .append(let record) = body.utf8.withContiguousStorageIfAvailable({ intake.outcome(forBody: UnsafeRawBufferPointer($0)) })! else {
+            guard case .submit(let records, _) = body.utf8.withContiguousStorageIfAvailable({ intake.outcome(kind: .single, body: UnsafeRawBufferPointer($0), idempotencyKey: nil) })!, let record = records.first else {
                 Issue.record("refused")
                 return
             }

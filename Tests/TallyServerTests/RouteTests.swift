@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 import TallyCore
 import TallyLog
+import TallyIngest
 @testable import TallyServer
 
 /// Every status code of the API, with a real log and PostgreSQL, on both paths an increment

@@ -162,6 +162,7 @@ public final class Checkpointer: Sendable {
             try await io.run { [compactor] in try compactor.catchUp(through: durable) }
             try await apply(after: checkpointLSN)
             recordSuccess(duration: ContinuousClock.now - started)
+            await pruneExpiredRequests()
         } catch {
             recordFailure(error)
             throw error
@@ -280,11 +281,12 @@ public final class Checkpointer: Sendable {
             do {
                 // Before anything can commit: a stored LSN above `attempted` is never ours.
                 if let fence { try await io.run { try fence.recordAttempt(target) } }
-                // Sorting a million keys takes a few hundred milliseconds: not on the
-                // cooperative pool, whose two threads here also run the HTTP handlers.
-                let deltas = try await io.run { table.sortedDeltas() }
-                try await sink.apply(CheckpointBatch(node: configuration.node, previousLSN: table.baseLSN,
-                                                     lsn: target, deltas: deltas))
+                let plan = try await CheckpointPlan.make(table: table, node: configuration.node, sink: sink,
+                                                         reader: LogReader(directory: log.configuration.directory), io: io)
+                try await sink.apply(plan.batch)
+                if !plan.droppedRequests.isEmpty {
+                    state.withLock { $0.status.requestsDeduplicated += plan.droppedRequests.count }
+                }
             } catch CheckpointSinkError.outcomeUnknown(let reason) {
                 // Re-adding could count twice: forget the sums; the next pass reads the LSN
                 // back, recognises only `checkpointLSN` or `target`, and rebuilds from the log.
@@ -330,6 +332,19 @@ public final class Checkpointer: Sendable {
         guard let through, let truncation = try? await log.truncate(through: through) else { return }
         if let failure = truncation.failure {
             logger.warning("could not delete an applied segment; will retry", metadata: ["error": "\(failure)"])
+        }
+    }
+
+    /// Deletes a bounded batch of this node's request rows older than the retention.
+    /// Failures only delay it: the rows are harmless until then.
+    private func pruneExpiredRequests() async {
+        let retentionMillis = configuration.requestRetention.components.seconds * 1_000
+        let before = Int64(Date().timeIntervalSince1970 * 1_000) - retentionMillis
+        do {
+            _ = try await sink.pruneRequests(node: configuration.node, takenBeforeMillis: before,
+                                             limit: configuration.pruneBatchRows)
+        } catch {
+            logger.debug("could not prune expired request ids; will retry", metadata: ["error": "\(error)"])
         }
     }
 

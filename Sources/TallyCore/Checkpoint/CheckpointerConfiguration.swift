@@ -15,6 +15,10 @@ public struct CheckpointerConfiguration: Sendable {
     public var maxBackoff: Duration = .seconds(5)
     /// How often the scheduler looks at its deadlines.
     public var tick: Duration = .milliseconds(100)
+    /// How long a request id counts as taken (`tally_requests` rows are pruned after it; a
+    /// retry later than this counts again). Each pass deletes at most `pruneBatchRows`.
+    public var requestRetention: Duration = .seconds(24 * 3600)
+    public var pruneBatchRows = 10_000
     /// Segments stay on disk until this many later checkpoints have been confirmed, so that
     /// a PostgreSQL that loses its last commits (a restore, an asynchronous standby promoted)
     /// can be replayed from the log. 1 deletes a segment as soon as it is applied.

@@ -19,6 +19,9 @@ public struct CheckpointerStatus: Sendable {
     /// Set for good once the log and PostgreSQL's checkpoint were found not to fit: the node
     /// refuses writes and stops counting until an operator acts.
     public var positionError: NodePositionError?
+    /// Tagged requests whose records a checkpoint did not count: the id was already counted
+    /// (a retry, on this node or another), or came twice in one interval.
+    public var requestsDeduplicated = 0
     /// Times PostgreSQL's checkpoint LSN was found lower than this node had confirmed.
     public var regressions = 0
     public var lastRegression: Regression?

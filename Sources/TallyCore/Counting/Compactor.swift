@@ -27,11 +27,16 @@ public final class Compactor: Sendable {
 
     private let state = Mutex(State())
     private let reader: any RecordSource
+    private let onRequest: (@Sendable (RequestEntry) -> Void)?
 
-    /// - Parameter reader: where catch-up reads records: the log's files (`LogReader`), or
-    ///   in tests a source that interleaves other events with the read.
-    public init(reader: any RecordSource) {
+    /// - Parameters:
+    ///   - reader: where catch-up reads records: the log's files (`LogReader`), or in tests a
+    ///     source that interleaves other events with the read.
+    ///   - onRequest: told of every tagged request the compactor sees, live or read back (the
+    ///     node's request window learns a replayed log's ids from it). Must not block.
+    public init(reader: any RecordSource, onRequest: (@Sendable (RequestEntry) -> Void)? = nil) {
         self.reader = reader
+        self.onRequest = onRequest
     }
 
     /// Whether the compactor knows where it starts (the checkpoint LSN has been read).
@@ -52,14 +57,14 @@ public final class Compactor: Sendable {
     public var oldestPendingAt: ContinuousClock.Instant? { state.withLock { $0.oldestPendingAt } }
 
     /// Called on the log writer's thread for each durable frame. Never blocks on I/O.
-    public func absorb(firstLSN: LSN, groups: some Collection<[LogRecord]>) {
+    public func absorb(firstLSN: LSN, groups: some Collection<Append>) {
         state.withLock { state in
             guard var table = state.table, !state.hasGap else {
                 // Not counted yet (checkpoint LSN unknown, or a gap): it is still pending.
                 if state.oldestPendingAt == nil { state.oldestPendingAt = .now }
                 return
             }
-            let count = groups.reduce(0) { $0 + LSN($1.count) }
+            let count = groups.reduce(0) { $0 + LSN($1.records.count) }
             guard count > 0, firstLSN + count - 1 > table.lastLSN else { return }  // already absorbed
             guard firstLSN == table.nextLSN else {
                 state.hasGap = true
@@ -68,8 +73,13 @@ public final class Compactor: Sendable {
             state.table = nil  // avoid a copy-on-write of the dictionary
             var lsn = firstLSN
             for group in groups {
-                table.absorb(group, firstLSN: lsn)
-                lsn += LSN(group.count)
+                if let tag = group.tag {
+                    let request = RequestEntry(tag: tag, firstLSN: lsn, count: group.records.count)
+                    table.beginRequest(request)
+                    onRequest?(request)
+                }
+                table.absorb(group.records, firstLSN: lsn)
+                lsn += LSN(group.records.count)
             }
             state.table = table
             if state.oldestPendingAt == nil { state.oldestPendingAt = .now }
@@ -104,8 +114,13 @@ public final class Compactor: Sendable {
         guard let start else { return 0 }
         var addition = DeltaTable(after: start - 1)
         if start <= durableLSN {
-            try reader.forEachRecord(from: start, through: durableLSN) { lsn, record in
-                addition.absorb(record, at: lsn)
+            try reader.forEachEntry(from: start, through: durableLSN) { entry in
+                switch entry {
+                case .request(let request):
+                    addition.beginRequest(request)
+                    onRequest?(request)
+                case .record(let lsn, let record): addition.absorb(record, at: lsn)
+                }
             }
             guard addition.lastLSN == durableLSN else {
                 throw CompactorError.logEndsEarly(expectedThrough: durableLSN, foundThrough: addition.lastLSN)
@@ -221,14 +236,38 @@ public enum CompactorError: Error, CustomStringConvertible {
     }
 }
 
-/// Records in LSN order, read from wherever the log keeps them. `LogReader` is the one
+/// Log entries in LSN order, read from wherever the log keeps them. `LogReader` is the one
 /// production source; the protocol exists so that tests can interleave a reset or live
 /// frames with a catch-up's read deterministically.
 public protocol RecordSource: Sendable {
-    /// Calls `body` for every record with `from ≤ LSN ≤ through`, in order; throws when the
-    /// first record available comes after `from` (see `LogReader`).
+    /// Calls `body` for every record with `from ≤ LSN ≤ through`, in order, each request
+    /// entry before its records; throws when the first record available comes after `from`
+    /// (see `LogReader`).
     @discardableResult
-    func forEachRecord(from first: LSN?, through last: LSN, _ body: (LSN, LogRecord) throws -> Void) throws -> Int
+    func forEachEntry(from first: LSN?, through last: LSN, _ body: (LogEntry) throws -> Void) throws -> Int
+}
+
+extension RecordSource {
+    /// The (key, day) sums of the records of `spans`, read again from the log: what a
+    /// checkpoint takes out of its deltas for requests that must not count after all.
+    /// Blocking.
+    public func sums(of spans: [RequestSpan]) throws -> [DeltaTable.Cell: Int128] {
+        var sums: [DeltaTable.Cell: Int128] = [:]
+        for span in spans {
+            var next = span.entry.firstLSN
+            try forEachEntry(from: span.entry.firstLSN, through: span.entry.lastLSN) { entry in
+                guard case .record(let lsn, let record) = entry else { return }
+                precondition(lsn == next, "records of a request are consecutive")
+                sums[DeltaTable.Cell(key: record.key, day: Day(arrivalMillis: record.arrivalMillis)), default: 0]
+                    += Int128(record.value)
+                next += 1
+            }
+            guard next == span.entry.lastLSN + 1 else {
+                throw CompactorError.logEndsEarly(expectedThrough: span.entry.lastLSN, foundThrough: next - 1)
+            }
+        }
+        return sums
+    }
 }
 
 extension LogReader: RecordSource {}

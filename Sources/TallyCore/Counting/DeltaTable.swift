@@ -7,6 +7,12 @@ import TallyLog
 /// what a crash lost from the log alone. Sums are kept per (key, UTC arrival day) because a
 /// checkpoint writes both the key's total and its daily total; the key's total is the sum
 /// of its days.
+///
+/// Records of a tagged request (an idempotent retry may come twice) are in `sums` like any
+/// other, and the request is listed in `requests`: a checkpoint counts them only when
+/// PostgreSQL has not seen the id yet, and otherwise takes them out again (re-reading them
+/// from the log, which keeps the table small). A second request with an id already in the
+/// table is never added.
 public struct DeltaTable: Sendable, Equatable {
     /// One (key, day) cell of the table.
     public struct Cell: Hashable, Sendable {
@@ -27,6 +33,18 @@ public struct DeltaTable: Sendable, Equatable {
     /// The first and last day any absorbed record fell on (nil while empty): per-key reads
     /// look up only the days in between.
     public private(set) var days: ClosedRange<Day>?
+    /// Tagged requests, in LSN order.
+    public private(set) var requests: [RequestSpan] = []
+    /// Index in `requests` of each id's first request.
+    private var requestIndex: [[UInt8]: Int] = [:]
+    /// The request whose records are being absorbed.
+    private var openRequest: OpenRequest?
+
+    private struct OpenRequest: Sendable, Equatable {
+        var index: Int
+        var lastLSN: LSN
+        var counts: Bool
+    }
 
     /// - Parameter expectedKeys: room to reserve; a checkpointer passes the previous
     ///   interval's key count so a steady workload never pays for rehashing as it grows.
@@ -42,10 +60,29 @@ public struct DeltaTable: Sendable, Equatable {
     public var keyCount: Int { sums.count }
     public var nextLSN: LSN { lastLSN + 1 }
 
+    /// Opens a tagged request: the records `entry` covers, absorbed next, belong to it. A
+    /// request whose id the table already holds is a duplicate: its records are not added.
+    public mutating func beginRequest(_ entry: RequestEntry) {
+        precondition(entry.firstLSN == nextLSN, "a request starts at the next LSN \(nextLSN), not \(entry.firstLSN)")
+        precondition(openRequest == nil, "a request is still being absorbed")
+        let duplicate = requestIndex[entry.tag.id] != nil
+        if !duplicate { requestIndex[entry.tag.id] = requests.count }
+        openRequest = OpenRequest(index: requests.count, lastLSN: entry.lastLSN, counts: !duplicate)
+        requests.append(RequestSpan(entry: entry, arrivalMillis: 0, state: duplicate ? .duplicateSkipped : .counted))
+    }
+
     /// Adds the record at `lsn`, which must be the next one.
     @inline(__always)
     public mutating func absorb(_ record: LogRecord, at lsn: LSN) {
         precondition(lsn == lastLSN + 1, "delta table expected LSN \(lastLSN + 1), got \(lsn)")
+        if let open = openRequest {
+            if lsn == requests[open.index].entry.firstLSN { requests[open.index].arrivalMillis = record.arrivalMillis }
+            if lsn == open.lastLSN { openRequest = nil }
+            if !open.counts {
+                lastLSN = lsn
+                return
+            }
+        }
         let day = Day(arrivalMillis: record.arrivalMillis)
         // Int128 cannot overflow here: it would take 2^64 records of Int64.max.
         sums[Cell(key: record.key, day: day), default: 0] += Int128(record.value)
@@ -62,10 +99,25 @@ public struct DeltaTable: Sendable, Equatable {
         }
     }
 
-    /// Folds a later table (which must start where this one ends) into this one.
+    /// Folds a later table (which must start where this one ends) into this one. A request
+    /// of `later` whose id this table already holds stays listed, marked so that the
+    /// checkpoint takes its records (already in the sums) out again.
     public mutating func append(_ later: DeltaTable) {
         precondition(later.baseLSN == lastLSN, "tables are not consecutive: \(lastLSN) then \(later.baseLSN)")
+        precondition(openRequest == nil, "a request is still being absorbed")
         for (cell, sum) in later.sums { sums[cell, default: 0] += sum }
+        for var request in later.requests {
+            if request.state == .counted, requestIndex[request.entry.tag.id] != nil {
+                request.state = .duplicateCounted
+            } else if request.state == .counted {
+                requestIndex[request.entry.tag.id] = requests.count
+            }
+            requests.append(request)
+        }
+        if var open = later.openRequest {
+            open.index += requests.count - later.requests.count
+            openRequest = open
+        }
         if let range = later.days {
             include(range.lowerBound)
             include(range.upperBound)
@@ -99,10 +151,17 @@ public struct DeltaTable: Sendable, Equatable {
     }
 
     /// The deltas in (key, day) order, as a checkpoint upserts them (the order that rules
-    /// out deadlocks between nodes).
-    public func sortedDeltas() -> [KeyDelta] {
-        sums.map { KeyDelta(key: $0.key.key, day: $0.key.day, sum: $0.value) }
-            .sorted { ($0.key, $0.day) < ($1.key, $1.day) }
+    /// out deadlocks between nodes), without `excluded` (the records of requests that must
+    /// not count after all).
+    public func sortedDeltas(excluding excluded: [Cell: Int128] = [:]) -> [KeyDelta] {
+        var deltas: [KeyDelta] = []
+        deltas.reserveCapacity(sums.count)
+        for (cell, sum) in sums {
+            let kept = sum - (excluded[cell] ?? 0)
+            precondition(kept >= 0, "excluded more than the table holds for \(cell.key.uuidString) on \(cell.day)")
+            if kept > 0 { deltas.append(KeyDelta(key: cell.key, day: cell.day, sum: kept)) }
+        }
+        return deltas.sorted { ($0.key, $0.day) < ($1.key, $1.day) }
     }
 
     private mutating func include(_ day: Day) {
@@ -116,4 +175,22 @@ public struct DeltaTable: Sendable, Equatable {
             days = day...day
         }
     }
+}
+
+/// A tagged request in a delta table.
+public struct RequestSpan: Sendable, Equatable {
+    public enum State: Sendable, Equatable {
+        /// Its records are in the sums; it counts if PostgreSQL has not seen its id.
+        case counted
+        /// A later request with an id already in the table: its records were never added.
+        case duplicateSkipped
+        /// A duplicate found when two tables were joined: its records are in the sums and
+        /// the checkpoint takes them out.
+        case duplicateCounted
+    }
+
+    public var entry: RequestEntry
+    /// The arrival time of its first record: when the request was taken.
+    public var arrivalMillis: Int64
+    public var state: State
 }

@@ -17,6 +17,8 @@ public final class CountingNode: Sendable {
     public let log: Log
     public let compactor: Compactor
     public let checkpointer: Checkpointer
+    /// The request ids this node took recently (idempotent retries), rebuilt from the log.
+    public let requestWindow: RequestWindow
     private let logger: Logger
 
     public struct Options: Sendable {
@@ -27,6 +29,9 @@ public final class CountingNode: Sendable {
         public var checkpointInterval: Duration = .seconds(9)
         /// Checkpoints whose segments stay on disk (see `CheckpointerConfiguration`).
         public var keepCheckpoints = 1
+        /// How long a request id counts as taken, and how many this node remembers itself.
+        public var requestRetention: Duration = .seconds(24 * 3600)
+        public var maxRecentRequests = 200_000
         /// Also told of every durable frame (after the compactor), e.g. for metrics. Must not block.
         public var frameObserver: (@Sendable (DurableFrame) -> Void)?
         /// Injected disk failures, for tests (see `LogFaults`).
@@ -39,11 +44,13 @@ public final class CountingNode: Sendable {
         public var walDirectory: String { dataDirectory + "/" + LogLocation.walDirectoryName }
     }
 
-    private init(identity: NodeIdentity, log: Log, compactor: Compactor, checkpointer: Checkpointer, logger: Logger) {
+    private init(identity: NodeIdentity, log: Log, compactor: Compactor, checkpointer: Checkpointer,
+                 requestWindow: RequestWindow, logger: Logger) {
         self.identity = identity
         self.log = log
         self.compactor = compactor
         self.checkpointer = checkpointer
+        self.requestWindow = requestWindow
         self.logger = logger
     }
 
@@ -53,7 +60,8 @@ public final class CountingNode: Sendable {
         let fence = try CheckpointFence(dataDirectory: options.dataDirectory)
         if identity.origin == .generated { try fence.reset() }  // a new id has checkpointed nothing
 
-        let compactor = Compactor(reader: LogReader(directory: options.walDirectory))
+        let window = RequestWindow(retention: options.requestRetention, maxEntries: options.maxRecentRequests)
+        let compactor = Compactor(reader: LogReader(directory: options.walDirectory), onRequest: { window.remember($0) })
         var configuration = LogConfiguration(directory: options.walDirectory, nodeID: LogKey(identity.id))
         configuration.segmentSizeBytes = options.segmentSizeBytes
         configuration.maxLogSizeBytes = options.maxLogSizeBytes
@@ -90,6 +98,7 @@ public final class CountingNode: Sendable {
         var checkpointing = CheckpointerConfiguration(node: identity.id)
         checkpointing.interval = options.checkpointInterval
         checkpointing.keepCheckpoints = options.keepCheckpoints
+        checkpointing.requestRetention = options.requestRetention
         if !checkpointing.keepsFreshnessBound {
             logger.warning("checkpoint interval is 10 s or more: PostgreSQL may be more than 10 s behind",
                            metadata: ["interval": "\(options.checkpointInterval)"])
@@ -97,7 +106,7 @@ public final class CountingNode: Sendable {
         let checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink, fence: fence,
                                         configuration: checkpointing, logger: logger)
         return CountingNode(identity: identity, log: log, compactor: compactor, checkpointer: checkpointer,
-                            logger: logger)
+                            requestWindow: window, logger: logger)
     }
 
     /// The LSN after which the log may take appends before PostgreSQL is read, when the log

@@ -107,8 +107,12 @@ public struct Recovery {
 
         if soundEnd >= applyFrom {
             var table = DeltaTable(after: applyFrom - 1)
-            try LogReader(directory: walDirectory).forEachRecord(from: applyFrom, through: soundEnd) { lsn, record in
-                table.absorb(record, at: lsn)
+            let reader = LogReader(directory: walDirectory)
+            try reader.forEachEntry(from: applyFrom, through: soundEnd) { entry in
+                switch entry {
+                case .request(let request): table.beginRequest(request)
+                case .record(let lsn, let record): table.absorb(record, at: lsn)
+                }
             }
             guard table.lastLSN == soundEnd else {
                 throw CompactorError.logEndsEarly(expectedThrough: soundEnd, foundThrough: table.lastLSN)
@@ -119,8 +123,10 @@ public struct Recovery {
             if !dryRun {
                 let ownsFence = salvage == nil
                 if ownsFence { try fence?.recordAttempt(soundEnd) }
-                try await sink.apply(CheckpointBatch(node: node, previousLSN: checkpoint, lsn: soundEnd,
-                                                     deltas: table.sortedDeltas()))
+                var plan = try await CheckpointPlan.make(table: table, node: node, sink: sink, reader: reader, io: nil)
+                plan.batch.previousLSN = checkpoint  // across an accepted gap, or from a salvage row at 0
+                report.requestsDropped = plan.droppedRequests.count
+                try await sink.apply(plan.batch)
                 report.checkpointLSNAfter = try await sink.checkpointLSN(node: node)
                 if ownsFence { try fence?.recordConfirmed(report.checkpointLSNAfter) }
             }
@@ -143,6 +149,8 @@ public struct RecoveryReport: Sendable, Equatable {
     public var acceptedGap: ClosedRange<LSN>?
     public var records = 0
     public var keys = 0
+    /// Tagged requests not counted: their ids were already counted, or came twice.
+    public var requestsDropped = 0
     public var tornTailBytes = 0
     public var tornTailBackup: String?
     public var deletedSegments: [String] = []

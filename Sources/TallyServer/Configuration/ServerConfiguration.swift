@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TallyIngest
 
 /// Everything `tally serve` can be told. The command line fills it; tests build it directly.
 public struct ServerConfiguration: Sendable {
@@ -9,8 +10,13 @@ public struct ServerConfiguration: Sendable {
     public var databaseURL: String
     public var checkpointInterval: Duration = .seconds(9)
     public var nodeID: UUID?
-    /// Larger bodies get 413 before they are read whole.
+    /// Larger bodies get 413 before they are read whole (`POST /increment`).
     public var maxBodyBytes = 4 * 1024
+    /// Limits of a `POST /increments` body.
+    public var maxBatchBytes = 1 << 20
+    public var maxBatchIncrements = 10_000
+    /// How long an idempotency key counts as taken.
+    public var idempotencyWindow: Duration = .seconds(24 * 3600)
     /// Token-bucket rate per client; nil turns rate limiting off.
     public var rateLimitPerSecond: Double?
     public var rateBurst = 100

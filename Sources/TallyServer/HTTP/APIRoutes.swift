@@ -13,6 +13,7 @@ enum APIRoutes {
 
     static let all: [Route] = [
         Route(template: "/increment", methods: [.post], metric: .increment),
+        Route(template: "/increments", methods: [.post], metric: .increments),
         Route(template: "/counts/{key}", methods: [.get], metric: .counts),
         Route(template: "/counts/{key}/daily", methods: [.get], metric: .countsDaily),
         Route(template: "/counts/{key}/period", methods: [.get], metric: .countsPeriod),

@@ -1,9 +1,10 @@
 import HTTPTypes
+import TallyIngest
 import TallyLog
 
 /// One answer of the API — status, JSON body, extra headers — as a plain value, so that the
-/// Hummingbird routes and the event-loop fast path for `POST /increment` answer the same
-/// request with the same bytes.
+/// Hummingbird routes and the event-loop fast path for ingest answer the same request with
+/// the same bytes.
 struct Answer: Sendable {
     var status: HTTPResponse.Status
     var body: String
@@ -20,6 +21,23 @@ struct Answer: Sendable {
 
     static func acknowledged(lsn: LSN) -> Answer {
         Answer(status: .ok, body: ResponseBody.acknowledged(lsn: lsn))
+    }
+
+    static func acknowledgedBulk(count: Int, firstLSN: LSN, lastLSN: LSN) -> Answer {
+        Answer(status: .ok, body: #"{"count":\#(count),"first_lsn":\#(firstLSN),"last_lsn":\#(lastLSN)}"#)
+    }
+
+    /// A bulk body's first bad line, by its 1-based number.
+    static func badLine(_ line: Int, _ message: String) -> Answer {
+        Answer(status: .badRequest,
+               body: #"{"error":\#(JSONText.string("line \(line): " + message)),"line":\#(line)}"#)
+    }
+
+    static func refusal(_ refusal: RequestGate.Refusal) -> Answer {
+        switch refusal {
+        case .unauthorized: .unauthorized
+        case .rateLimited(let seconds): .rateLimited(retryAfterSeconds: seconds)
+        }
     }
 
     static func bodyTooLarge(maxBodyBytes: Int) -> Answer {
@@ -50,4 +68,10 @@ struct Answer: Sendable {
             retryLater(.serviceUnavailable, "the increment was not stored: \(error)", afterSeconds: 1)
         }
     }
+}
+
+extension HTTPField.Name {
+    /// Set on the answer to a retry: the request was stored before, this answer repeats it.
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import TallyIngest
 
 /// Counts every response by route and status, outermost so that refusals count too.
 struct RequestMetricsMiddleware: RouterMiddleware {
@@ -60,11 +61,21 @@ struct GateMiddleware: RouterMiddleware {
     typealias Context = TallyRequestContext
     let gate: RequestGate
 
+    /// Balancers' health checks need no key and are never limited; Prometheus' scrapes keep
+    /// the key but are never limited.
+    static func exemption(_ path: String) -> RequestGate.Exemption {
+        switch path {
+        case "/healthz", "/readyz": .probe
+        case "/metrics": .scrape
+        default: .none
+        }
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let forwardedFor = request.headers.first { $0.name.canonicalName == "x-forwarded-for" }?.value
-        if let refusal = gate.refusal(path: request.uri.path, authorization: request.headers[.authorization],
+        if let refusal = gate.refusal(exemption: Self.exemption(request.uri.path), authorization: request.headers[.authorization],
                                       forwardedFor: forwardedFor, peer: { context.peerAddress }) {
-            return JSONResponse.make(refusal)
+            return JSONResponse.make(.refusal(refusal))
         }
         return try await next(request, context)
     }

@@ -1,14 +1,15 @@
 import Hummingbird
 import TallyCore
+import TallyIngest
 import TallyLog
 
 /// The routes and middleware of the API, in the order a request meets them:
 /// metrics → JSON errors → API key and rate limit (`RequestGate`) → method check → route.
-/// (`IncrementChannelHandler` answers most increments before they reach the router, with
-/// the same gate and the same answers.)
+/// (`IngestChannelHandler` answers most ingest before it reaches the router, with the same
+/// gate and the same answers.)
 enum TallyRouter {
-    static func build(node: CountingNode, metrics: ServerMetrics, gate: RequestGate, intake: IncrementIntake,
-                      counts: CountRoutes, benchRoutes: Bool)
+    static func build(node: CountingNode, ingest: Ingest, metrics: ServerMetrics, gate: RequestGate,
+                      intake: IncrementIntake, counts: CountRoutes, benchRoutes: Bool)
         -> Router<TallyRequestContext>
     {
         let router = Router(context: TallyRequestContext.self)
@@ -19,8 +20,10 @@ enum TallyRouter {
         }
         router.add(middleware: AllowedMethodsMiddleware())
 
-        let increment = IncrementRoute(log: node.log, metrics: metrics, intake: intake)
+        let increment = IngestRoute(ingest: ingest, metrics: metrics, intake: intake, kind: .single)
         router.post("/increment") { request, context in await increment.handle(request, context: context) }
+        let increments = IngestRoute(ingest: ingest, metrics: metrics, intake: intake, kind: .bulk)
+        router.post("/increments") { request, context in await increments.handle(request, context: context) }
         router.get("/counts/{key}") { request, context in await counts.count(request, context: context) }
         router.get("/counts/{key}/daily") { request, context in await counts.daily(request, context: context) }
         router.get("/counts/{key}/period") { request, context in await counts.period(request, context: context) }

@@ -9,15 +9,15 @@ import TallyLog
 /// no allocation on the request path. Log and checkpoint gauges are read at scrape time.
 public final class ServerMetrics: Sendable {
     public enum Route: Int, CaseIterable, Sendable {
-        case increment, healthz, readyz, metrics, counts, countsDaily, countsPeriod, reportsDaily, openapi, other
+        case increment, increments, healthz, readyz, metrics, counts, countsDaily, countsPeriod, reportsDaily, openapi, other
         /// The route template: bounded label values, never a raw path.
         var label: String {
-            ["/increment", "/healthz", "/readyz", "/metrics", "/counts/{key}", "/counts/{key}/daily",
+            ["/increment", "/increments", "/healthz", "/readyz", "/metrics", "/counts/{key}", "/counts/{key}/daily",
              "/counts/{key}/period", "/reports/daily", "/openapi.yaml", "other"][rawValue]
         }
     }
 
-    static let statuses = [200, 400, 401, 404, 405, 413, 429, 500, 503]
+    static let statuses = [200, 400, 401, 404, 405, 409, 413, 429, 500, 503]
 
     public let registry = PrometheusCollectorRegistry()
     private let requests: [Counter]
