@@ -32,6 +32,9 @@ import Testing
             "--max-examples", "40", "--workers", "2", "--request-timeout", "10", "--no-color",
             // A fixed seed keeps `make test` repeatable; `make soak` draws a new one each run.
             "--seed", ProcessInfo.processInfo.environment["TALLY_SCHEMATHESIS_SEED"] ?? "1",
+        ], environment: [
+            // NDJSON bodies (POST /increments) go through Tests/OpenAPI/ndjson_hooks.py.
+            "PYTHONPATH": Self.repositoryRoot + "/Tests/OpenAPI", "SCHEMATHESIS_HOOKS": "ndjson_hooks",
         ])
         #expect(run.status == 0, "schemathesis found answers that do not match openapi.yaml:\n\(run.stdout)\(run.stderr)")
         kill(daemon.pid, SIGTERM)

@@ -26,11 +26,14 @@ enum Tool {
         try runExternal(path, arguments)
     }
 
-    /// Runs any program to completion, capturing its output.
-    static func runExternal(_ executable: String, _ arguments: [String]) throws -> ToolRun {
+    /// Runs any program to completion, capturing its output; `environment` adds to ours.
+    static func runExternal(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

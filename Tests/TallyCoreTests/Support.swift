@@ -127,14 +127,15 @@ struct Node {
     let compactor: Compactor
     let checkpointer: Checkpointer
 
-    init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20, keepCheckpoints: Int = 1) throws {
+    init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20, keepCheckpoints: Int = 1,
+         node: UUID = testNode) throws {
         let compactor = Compactor(reader: LogReader(directory: directory))
-        var config = LogConfiguration(directory: directory, nodeID: LogKey(testNode))
+        var config = LogConfiguration(directory: directory, nodeID: LogKey(node))
         config.segmentSizeBytes = segmentSizeBytes
         config.onDurable = { compactor.absorb($0) }
         log = try Log.open(config)
         self.compactor = compactor
-        var checkpointing = CheckpointerConfiguration(node: testNode)
+        var checkpointing = CheckpointerConfiguration(node: node)
         checkpointing.keepCheckpoints = keepCheckpoints
         checkpointer = Checkpointer(log: log, compactor: compactor, sink: sink, configuration: checkpointing,
                                     logger: Logger(label: "test"))

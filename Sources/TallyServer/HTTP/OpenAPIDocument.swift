@@ -45,6 +45,8 @@ paths:
         member, no duplicate, no fraction, exponent, sign or leading zero, nothing after it.
         200 is sent only after the fdatasync that covers the increment; every refusal stores
         nothing.
+      parameters:
+        - $ref: "#/components/parameters/IdempotencyKey"
       requestBody:
         required: true
         content:
@@ -54,6 +56,9 @@ paths:
       responses:
         "200":
           description: The increment is on disk and will be counted exactly once.
+          headers:
+            Idempotent-Replayed:
+              $ref: "#/components/headers/IdempotentReplayed"
           content:
             application/json:
               schema:
@@ -69,8 +74,87 @@ paths:
           $ref: "#/components/responses/BadRequest"
         "401":
           $ref: "#/components/responses/Unauthorized"
+        "409":
+          $ref: "#/components/responses/KeyConflict"
         "413":
           description: The body is larger than the server's limit (`--max-body-bytes`).
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Error"
+        "429":
+          $ref: "#/components/responses/RateLimited"
+        "503":
+          $ref: "#/components/responses/Unavailable"
+  /increments:
+    post:
+      tags: [writes]
+      operationId: incrementMany
+      summary: Add many increments at once (NDJSON), durably, all or nothing.
+      description: |
+        One increment object per line, each under exactly the rules of `/increment`; lines end
+        with `\n` (CRLF works), the last may omit it; no empty line. At most
+        `--max-batch-increments` lines (default 10,000) and `--max-batch-bytes` (default 1 MiB).
+        The whole body is validated before one append: the first bad line is named by its
+        1-based number and nothing of the body is stored. 200 once the fdatasync covering the
+        whole body returned.
+      parameters:
+        - $ref: "#/components/parameters/IdempotencyKey"
+      requestBody:
+        required: true
+        content:
+          application/x-ndjson:
+            schema:
+              type: array
+              description: |
+                The body's lines, one increment object each (this array is the body's content;
+                on the wire every element is one line of JSON).
+              minItems: 1
+              maxItems: 10000
+              items:
+                $ref: "#/components/schemas/Increment"
+      responses:
+        "200":
+          description: Every increment of the body is on disk and will be counted exactly once.
+          headers:
+            Idempotent-Replayed:
+              $ref: "#/components/headers/IdempotentReplayed"
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [count, first_lsn, last_lsn]
+                additionalProperties: false
+                properties:
+                  count:
+                    type: integer
+                    minimum: 1
+                  first_lsn:
+                    type: integer
+                    minimum: 1
+                  last_lsn:
+                    type: integer
+                    minimum: 1
+        "400":
+          description: A line (or the body) is invalid; `line` names the first bad line. Nothing was stored.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [error]
+                additionalProperties: false
+                properties:
+                  error:
+                    type: string
+                  line:
+                    type: integer
+                    minimum: 1
+        "401":
+          $ref: "#/components/responses/Unauthorized"
+        "409":
+          $ref: "#/components/responses/KeyConflict"
+        "413":
+          description: Over `--max-batch-bytes` or `--max-batch-increments`. Nothing was stored.
           content:
             application/json:
               schema:
@@ -378,6 +462,21 @@ components:
       scheme: bearer
       description: One of the keys in the server's `--api-keys-file`, when it has one.
   parameters:
+    IdempotencyKey:
+      name: Idempotency-Key
+      in: header
+      required: false
+      description: |
+        Makes a retry safe: within `--idempotency-window` (default 24 h) a request with the same
+        key is counted once, on any node sharing the database, whatever crashed in between.
+        The node that took it (and any node once it was checkpointed) answers a retry with the
+        first answer and `Idempotent-Replayed: true`; the same key with other increments gets 409.
+        After the window a retry is a new request.
+      schema:
+        type: string
+        minLength: 1
+        maxLength: 64
+        pattern: "^[ -~]+$"
     Key:
       name: key
       in: path
@@ -422,6 +521,12 @@ components:
           type: string
           description: What was wrong, naming the field or parameter.
   headers:
+    IdempotentReplayed:
+      description: "`true` when this answer repeats the one given to an earlier request with the same Idempotency-Key."
+      required: false
+      schema:
+        type: string
+        const: "true"
     RetryAfter:
       description: Seconds to wait before trying again.
       required: true
@@ -442,6 +547,12 @@ components:
           schema:
             type: string
             const: Bearer
+      content:
+        application/json:
+          schema:
+            $ref: "#/components/schemas/Error"
+    KeyConflict:
+      description: The Idempotency-Key was already used for a request with other increments. Nothing was stored.
       content:
         application/json:
           schema:
