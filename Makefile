@@ -13,7 +13,7 @@ VENV := .venv
 PYTHON_TEST_TOOLS := schemathesis==4.32.5
 BENCH_PACKAGES := wrk nginx-light redis-server
 
-.PHONY: deps install-packages venv build release test soak run bench openapi db-up db-down db-clear clean
+.PHONY: deps install-packages venv build release test soak run bench openapi proto db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
@@ -52,9 +52,17 @@ soak: deps venv
 openapi:
 	scripts/embed-openapi.sh
 
-## run: local PostgreSQL under data/postgres, then the daemon (release build) on 127.0.0.1:8080
+## proto: regenerate Sources/TallyProtos from Protos/ (builds the protoc plugins: several minutes; never run by CI)
+proto: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES=protobuf-compiler
+	$(SWIFT) build -c release --product protoc-gen-swift
+	$(SWIFT) build -c release --product protoc-gen-grpc-swift-2
+	bin=$$($(SWIFT) build -c release --show-bin-path); \
+	  scripts/gen-proto.sh $$bin/protoc-gen-swift $$bin/protoc-gen-grpc-swift-2 Protos Sources/TallyProtos
+
+## run: local PostgreSQL under data/postgres, then the daemon (release build): HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:9090
 run: deps db-up release
-	.build/release/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL)
+	.build/release/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL) --grpc-listen 127.0.0.1:9090
 
 ## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
 bench: deps

@@ -3,10 +3,12 @@ import PackageDescription
 
 // One room per concern (docs/design.md); imports point one way, down this picture:
 //
-//   tally ─▶ TallyServer (HTTP) ─┬─▶ TallyIngest (gate, parsers) ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
-//                                └─▶ TallyPostgres ──────────────▶ TallyCore
-//                                        └─▶ CLibPQ
-//   TallyServer ─▶ Hummingbird, Prometheus, ServiceLifecycle
+//   tally ─┬─▶ TallyServer (HTTP) ─┬─▶ TallyIngest (gate, parsers) ─▶ TallyCore ─▶ TallyLog ─▶ CLZ4
+//          │                       └─▶ TallyPostgres ──────────────▶ TallyCore
+//          │                               └─▶ CLibPQ
+//          └─▶ TallyGRPC (gRPC) ───┬─▶ TallyIngest, TallyCore
+//                                  └─▶ TallyProtos (generated from Protos/; `make proto`)
+//   TallyServer ─▶ Hummingbird, Prometheus, ServiceLifecycle; TallyGRPC ─▶ grpc-swift-2
 let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
@@ -25,6 +27,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        // Without default traits, as grpc-swift declares it (one of them pulls in full Foundation).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
     ],
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
@@ -50,6 +57,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The generated messages and stubs of Protos/ (committed; `make proto` regenerates).
+        .target(
+            name: "TallyProtos",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "TallyGRPC",
+            dependencies: [
+                "TallyCore",
+                "TallyIngest",
+                "TallyProtos",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "tally",
             dependencies: [
@@ -58,13 +86,23 @@ let package = Package(
                 "TallyIngest",
                 "TallyPostgres",
                 "TallyServer",
+                "TallyGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "TallyLogTests", dependencies: ["TallyLog"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"]),
         .testTarget(name: "TallyPostgresTests", dependencies: ["TallyPostgres"]),
         .testTarget(name: "TallyIngestTests", dependencies: ["TallyIngest"]),
+        // The gRPC front through a real client over a socket, against a real log and PostgreSQL.
+        .testTarget(
+            name: "TallyGRPCTests",
+            dependencies: [
+                "TallyGRPC", "TallyPostgres",
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ]
+        ),
         // Counting against a real PostgreSQL: exactly-once across crashes, outages, recovery.
         .testTarget(name: "TallyIntegrationTests", dependencies: ["TallyCore", "TallyPostgres"]),
         .testTarget(
@@ -72,6 +110,12 @@ let package = Package(
             dependencies: ["TallyServer", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         // Runs the built `tally` binary as an operator would.
-        .testTarget(name: "TallyCLITests", dependencies: ["tally", "TallyLog"]),
+        .testTarget(
+            name: "TallyCLITests",
+            dependencies: [
+                "tally", "TallyLog", "TallyProtos",
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ]
+        ),
     ]
 )

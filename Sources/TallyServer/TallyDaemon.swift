@@ -6,12 +6,56 @@ import TallyCore
 import TallyIngest
 import TallyPostgres
 
-/// `tally serve`: the counting node behind the HTTP API, run as a service group so that
-/// SIGTERM/SIGINT stop it in order — the server stops accepting and drains its requests,
-/// then the log closes (flushing what is queued) and a final checkpoint runs.
+/// What the fronts (HTTP here, gRPC in its own room) share, built once per daemon: one
+/// gate (so a rate limit means the same on both), one ingest (one request window), one
+/// reader and one set of metrics.
+public struct DaemonParts: Sendable {
+    public let node: CountingNode
+    public let ingest: Ingest
+    public let reader: CountReader
+    public let store: PostgresCountStore
+    public let gate: RequestGate
+    let intake: IncrementIntake
+    public let metrics: ServerMetrics
+    public let configuration: ServerConfiguration
+    public let logger: Logger
+
+    public init(node: CountingNode, reads: PostgresPool, metrics: ServerMetrics, configuration: ServerConfiguration,
+                logger: Logger) {
+        self.node = node
+        self.metrics = metrics
+        self.configuration = configuration
+        self.logger = logger
+        gate = RequestGate(
+            keys: configuration.apiKeys,
+            limiter: configuration.rateLimitPerSecond.map { RateLimiter(ratePerSecond: $0, burst: configuration.rateBurst) },
+            trustedProxies: configuration.trustedProxies, onRateLimited: { metrics.recordRateLimited() })
+        intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes, maxBatchBytes: configuration.maxBatchBytes,
+                                 maxBatchIncrements: configuration.maxBatchIncrements)
+        store = PostgresCountStore(pool: reads)
+        ingest = Ingest(log: node.log, window: node.requestWindow, lookup: store)
+        reader = CountReader(persisted: store, compactor: node.compactor, node: node.identity.id)
+    }
+
+    /// Whether the node takes writes now (`/readyz`'s first judgement; gRPC health).
+    public var isReady: Bool {
+        node.log.acceptsAppends && node.checkpointer.status.positionError == nil
+    }
+
+    /// The arrival clock every front stamps records with.
+    public var arrivalClock: @Sendable () -> Int64 { intake.clock }
+}
+
+/// `tally serve`: the counting node behind the HTTP API (and any other front the caller
+/// adds), run as a service group so that SIGTERM/SIGINT stop it in order — the fronts stop
+/// accepting and drain their requests, then the log closes (flushing what is queued) and a
+/// final checkpoint runs.
 public enum TallyDaemon {
+    /// - Parameter fronts: more services to run beside the HTTP front, made from the shared
+    ///   parts (the gRPC front); they are stopped before the counting core.
     public static func run(_ configuration: ServerConfiguration, logger: Logger,
-                           onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+                           onListening: @escaping @Sendable (Int) async -> Void = { _ in },
+                           fronts: @Sendable (DaemonParts) -> [any Service] = { _ in [] }) async throws {
         let client = PostgresClient(url: configuration.databaseURL)
         let metrics = ServerMetrics()
         var options = CountingNode.Options(dataDirectory: configuration.dataDirectory)
@@ -25,12 +69,13 @@ public enum TallyDaemon {
         let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
 
         let reads = PostgresPool(url: configuration.databaseURL, connections: configuration.readConnections)
-        let app = makeApplication(node: node, reads: reads, metrics: metrics, configuration: configuration,
-                                  logger: logger, onListening: onListening)
+        let parts = DaemonParts(node: node, reads: reads, metrics: metrics, configuration: configuration, logger: logger)
+        let app = makeApplication(parts, onListening: onListening)
         let counting = CountingService(node: node, migrations: Migrations(client: client),
                                        finalCheckpointTimeout: configuration.shutdownTimeout - .seconds(2), logger: logger)
+        let services = [counting, app] + fronts(parts)
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: counting), .init(service: app)],
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
@@ -39,27 +84,28 @@ public enum TallyDaemon {
 }
 
 extension TallyDaemon {
-    /// The HTTP application alone (tests drive it with HummingbirdTesting).
+    /// The HTTP application alone, with parts of its own (tests drive it with HummingbirdTesting).
     public static func makeApplication(
         node: CountingNode, reads: PostgresPool, metrics: ServerMetrics, configuration: ServerConfiguration,
         logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> Application<RouterResponder<TallyRequestContext>> {
-        let gate = RequestGate(
-            keys: configuration.apiKeys,
-            limiter: configuration.rateLimitPerSecond.map { RateLimiter(ratePerSecond: $0, burst: configuration.rateBurst) },
-            trustedProxies: configuration.trustedProxies, onRateLimited: { metrics.recordRateLimited() })
-        let intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes, maxBatchBytes: configuration.maxBatchBytes,
-                                     maxBatchIncrements: configuration.maxBatchIncrements)
-        let store = PostgresCountStore(pool: reads)
-        let ingest = Ingest(log: node.log, window: node.requestWindow, lookup: store)
-        let counts = CountRoutes(reader: CountReader(persisted: store, compactor: node.compactor, node: node.identity.id),
-                                 store: store)
-        let router = TallyRouter.build(node: node, ingest: ingest, metrics: metrics, gate: gate, intake: intake,
-                                       counts: counts, benchRoutes: configuration.benchRoutes)
+        makeApplication(DaemonParts(node: node, reads: reads, metrics: metrics, configuration: configuration, logger: logger),
+                        onListening: onListening)
+    }
+
+    /// The HTTP application over the daemon's shared parts.
+    public static func makeApplication(
+        _ parts: DaemonParts, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> Application<RouterResponder<TallyRequestContext>> {
+        let configuration = parts.configuration
+        let logger = parts.logger
+        let counts = CountRoutes(reader: parts.reader, store: parts.store)
+        let router = TallyRouter.build(node: parts.node, ingest: parts.ingest, metrics: parts.metrics, gate: parts.gate,
+                                       intake: parts.intake, counts: counts, benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"
         let increments = IngestChannelHandler.Dependencies(
-            ingest: ingest, metrics: metrics, intake: intake, gate: gate, serverName: serverName,
+            ingest: parts.ingest, metrics: parts.metrics, intake: parts.intake, gate: parts.gate, serverName: serverName,
             idleTimeout: .seconds(idleSeconds))
         return Application(
             router: router,

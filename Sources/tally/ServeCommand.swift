@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
+import TallyGRPC
 import TallyIngest
 import TallyServer
 
@@ -10,7 +12,7 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Run the counter daemon.",
         discussion: """
             Every option can also be set by an environment variable, named after it: \
-            TALLY_LISTEN, TALLY_DATA_DIR, TALLY_DATABASE_URL (or plain DATABASE_URL), \
+            TALLY_LISTEN, TALLY_GRPC_LISTEN, TALLY_DATA_DIR, TALLY_DATABASE_URL (or plain DATABASE_URL), \
             TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_MAX_BATCH_INCREMENTS, \
             TALLY_MAX_BATCH_BYTES, TALLY_IDEMPOTENCY_WINDOW, TALLY_RATE_LIMIT, \
             TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
@@ -24,6 +26,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Address to listen on, host:port. (TALLY_LISTEN; default 127.0.0.1:8080)")
     var listen: String?
+
+    @Option(name: .customLong("grpc-listen"),
+            help: "Also serve the gRPC API (tally.v1.Tally, grpc.health.v1.Health) on host:port. (TALLY_GRPC_LISTEN; off when absent)")
+    var grpcListen: String?
 
     @Option(name: .customLong("data-dir"), help: "Runtime directory: the log (wal/) and the node id. (TALLY_DATA_DIR; default data)")
     var dataDirectory: String?
@@ -115,6 +121,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.host = String(address[..<colon])
         configuration.port = port
+        if let grpc = setting(grpcListen, "TALLY_GRPC_LISTEN") {
+            guard let colon = grpc.lastIndex(of: ":"), let port = Int(grpc[grpc.index(after: colon)...]),
+                  (0...65535).contains(port) else {
+                throw ValidationError("--grpc-listen must be host:port, got \(grpc)")
+            }
+            configuration.grpcHost = String(grpc[..<colon])
+            configuration.grpcPort = port
+        }
         configuration.dataDirectory = setting(dataDirectory, "TALLY_DATA_DIR") ?? "data"
         if let text = setting(checkpointInterval, "TALLY_CHECKPOINT_INTERVAL") {
             guard let interval = ValueParsing.duration(text), interval > .zero else {
@@ -176,7 +190,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.benchRoutes = benchRoutes
         Self.raiseDescriptorLimit(logger: logger)
-        try await TallyDaemon.run(configuration, logger: logger)
+        try await TallyDaemon.run(configuration, logger: logger, fronts: Self.grpcFront)
+    }
+
+    /// The gRPC front over the daemon's shared parts, when `--grpc-listen` asks for one.
+    @Sendable private static func grpcFront(_ parts: DaemonParts) -> [any Service] {
+        guard let host = parts.configuration.grpcHost else { return [] }
+        var configuration = GRPCFront.Configuration(host: host, port: parts.configuration.grpcPort)
+        configuration.maxBatchIncrements = parts.configuration.maxBatchIncrements
+        let metrics = parts.metrics
+        return [GRPCFront(configuration: configuration, ingest: parts.ingest, reader: parts.reader, gate: parts.gate,
+                          isReady: { parts.isReady }, arrivalClock: parts.arrivalClock,
+                          onAcknowledged: { _, duration in metrics.recordAcknowledged(after: duration) },
+                          logger: parts.logger)]
     }
 
     /// Every client connection is a descriptor; the default soft limit (often 1024) is far

@@ -88,6 +88,42 @@ import TallyLog
         await restarted.log.close()
     }
 
+    @Test func severalRequestsInOneFrameReplayAsTheyWereTaken() async throws {
+        let dir = TemporaryDirectory()
+        let sink = MemorySink()
+        var all: [LogRecord] = []
+        do {
+            // A slow first sync: the tagged appends queue behind it and share the next frame.
+            var config = LogConfiguration(directory: dir.path, nodeID: LogKey(testNode))
+            config.faults = LogFaults(sync: {
+                usleep(100_000)
+                return nil
+            })
+            let log = try Log.open(config)
+            let batches: [[LogRecord]] = (0..<4).map { (index: Int) -> [LogRecord] in
+                let first = Int64(index * 10 + 1)
+                return records([first, first + 1])
+            }
+            all = batches.flatMap { $0 }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await log.append(batches[0]) }
+                try await Task.sleep(for: .milliseconds(20))
+                for (index, batch) in batches.enumerated().dropFirst() {
+                    group.addTask { try await log.append(batch, tag: RequestTag(id: "frame-\(index)", digest: 1)) }
+                }
+                try await group.waitForAll()
+            }
+            await log.close()
+            let frames = try SegmentContents.segmentPaths(in: dir.path).map { try SegmentContents.read(path: $0).scan.frames.count }
+            #expect(frames.reduce(0, +) == 2, "the three tagged appends shared one frame")
+        }
+        let restarted = try Node(directory: dir.path, sink: sink)
+        try await restarted.checkpointer.checkpoint()
+        #expect(sink.totals == expectedTotals(all))
+        #expect(Set(sink.state.withLock { $0.requests.keys }) == ["frame-1", "frame-2", "frame-3"])
+        await restarted.log.close()
+    }
+
     @Test func twoNodesWithTheSameRequestCountItOnce() async throws {
         let sink = MemorySink()
         let batch = records([7, 8, 9])

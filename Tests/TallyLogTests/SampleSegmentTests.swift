@@ -74,8 +74,8 @@ import Testing
                 }
             }
         }
-        #expect(entries == ["record 1 1234605616436508552", "request order-0001 2-4", "request retry-7f3a 6-6",
-                            "record 2 1", "record 3 2", "record 4 3", "record 5 40", "record 6 50"])
+        #expect(entries == ["record 1 1234605616436508552", "request order-0001 2-4", "record 2 1", "record 3 2",
+                            "record 4 3", "record 5 40", "request retry-7f3a 6-6", "record 6 50"])
     }
 
     /// Today's encoder reproduces the committed version-2 sample: the segment header and the

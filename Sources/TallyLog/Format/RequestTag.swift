@@ -56,8 +56,8 @@ public struct Append: Sendable {
     }
 }
 
-/// What a reader finds in the log, in LSN order: a request entry comes before the records
-/// it covers.
+/// What a reader finds in the log, in LSN order: a request entry comes right before the
+/// first record it covers.
 public enum LogEntry: Sendable {
     case request(RequestEntry)
     case record(LSN, LogRecord)

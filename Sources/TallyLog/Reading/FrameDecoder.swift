@@ -20,9 +20,9 @@ public struct FrameDecoder {
         }
     }
 
-    /// Calls `body` for each entry of the frame: its request entries (format v2), then its
-    /// records, in LSN order. Throws when the payload does not decompress to exactly the
-    /// header's raw length, or its request section is malformed.
+    /// Calls `body` for each entry of the frame in LSN order: its records, each request entry
+    /// (format v2) right before the first record it covers. Throws when the payload does not
+    /// decompress to exactly the header's raw length, or its request section is malformed.
     public mutating func forEachEntry(
         in bytes: UnsafeRawBufferPointer,
         frame location: FrameLocation,
@@ -30,17 +30,23 @@ public struct FrameDecoder {
     ) throws {
         let header = location.header
         try withRawPayload(in: bytes, frame: location) { raw in
+            var requests: ArraySlice<RequestEntry> = []
             if header.hasRequests {
                 let section = UnsafeRawBufferPointer(rebasing: raw[header.recordBytes...])
-                guard let requests = RequestSection.decode(section, recordCount: Int(header.recordCount),
-                                                           firstLSN: header.firstLSN) else {
+                guard let decoded = RequestSection.decode(section, recordCount: Int(header.recordCount),
+                                                          firstLSN: header.firstLSN) else {
                     throw FrameDecodingError(offset: location.offset, firstLSN: header.firstLSN,
                                              reason: "its request section is malformed")
                 }
-                for request in requests { try body(.request(request)) }
+                requests = decoded[...]  // ascending, disjoint (the decoder checks)
             }
             try Self.visit(UnsafeRawBufferPointer(rebasing: raw[0..<header.recordBytes]), firstLSN: header.firstLSN) {
-                try body(.record($0, $1))
+                lsn, record in
+                if let next = requests.first, next.firstLSN == lsn {
+                    requests = requests.dropFirst()
+                    try body(.request(next))
+                }
+                try body(.record(lsn, record))
             }
         }
     }

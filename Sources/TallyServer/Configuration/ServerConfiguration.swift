@@ -25,6 +25,9 @@ public struct ServerConfiguration: Sendable {
     public var apiKeys: APIKeys?
     public var maxLogBytes: Int? = 8 << 30
     public var segmentSizeBytes = 64 << 20
+    /// Where the gRPC front listens (`--grpc-listen`); nil: no gRPC front.
+    public var grpcHost: String?
+    public var grpcPort = 9090
     /// PostgreSQL connections (each on a thread of its own) that serve the read routes.
     public var readConnections = 4
     /// Checkpoints whose segments stay on disk (replay after PostgreSQL lost commits).
