@@ -12,6 +12,9 @@ DEBIAN_PACKAGES := liblz4-dev libpq-dev pkg-config postgresql python3 python3-ve
 VENV := .venv
 PYTHON_TEST_TOOLS := schemathesis==4.32.5
 BENCH_PACKAGES := wrk nginx-light redis-server
+# faultfs (Tests/Tools/faultfs): the FUSE filesystem the disk-failure tests run the daemon on.
+FAULTFS := .build/faultfs
+FAULTFS_PACKAGES := fuse3 libfuse3-dev gcc
 
 .PHONY: deps install-packages venv build release test soak run bench openapi proto db-up db-down db-clear clean
 
@@ -40,13 +43,18 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_TEST_TOOLS)
 	touch $@
 
+$(FAULTFS): Tests/Tools/faultfs/faultfs.c
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FAULTFS_PACKAGES)"
+	mkdir -p $(dir $@)
+	gcc -O2 -Wall $< $$(pkg-config --cflags --libs fuse3) -o $@
+
 ## test: every test, against a throw-away PostgreSQL started and stopped here
-test: deps venv
-	scripts/with-test-postgres.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
+test: deps venv $(FAULTFS)
+	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) scripts/with-test-postgres.sh $(SWIFT) test $(SWIFT_TEST_FLAGS)
 
 ## soak: the end-to-end suites with 200 kill -9 rounds instead of 20, schemathesis with a fresh seed
-soak: deps venv
-	TALLY_SOAK_ROUNDS=200 TALLY_SCHEMATHESIS_SEED=$$RANDOM scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance'
+soak: deps venv $(FAULTFS)
+	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) TALLY_SOAK_ROUNDS=200 TALLY_SCHEMATHESIS_SEED=$$RANDOM scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance'
 
 ## openapi: embed openapi.yaml into the server after editing it
 openapi:

@@ -74,8 +74,8 @@ public final class Log: Sendable {
 
     /// Appends `records` as one unit (they land in one frame) and returns the LSN of the
     /// last one once an fdatasync covering them has returned. Throws `LogError`: `.full`,
-    /// `.overloaded`, `.batchTooLarge` refuse before anything is written; `.stopped` and
-    /// `.closed` mean the log takes nothing more.
+    /// `.overloaded`, `.batchTooLarge` refuse before anything is written; `.diskFull` refuses
+    /// until space returns; `.stopped` and `.closed` mean the log takes nothing more.
     @discardableResult
     public func append(_ records: [LogRecord], tag: RequestTag? = nil) async throws -> LSN {
         try await writer.append(Append(records: records, tag: tag))
@@ -116,10 +116,15 @@ public final class Log: Sendable {
     /// Why the log stopped taking appends, or nil while it is writable.
     public var stopReason: LogError? { writer.stopReason }
 
-    /// Whether an append now would be taken: not stopped, not held, not over the disk budget.
+    /// Why appends are refused for lack of disk space (`LogError.diskFull`), or nil. Unlike
+    /// `stopReason` this passes by itself: the writer probes and takes appends again.
+    public var diskFullReason: LogError? { writer.diskFullReason }
+
+    /// Whether an append now would be taken: not stopped, not out of disk space, not held,
+    /// not over the disk budget.
     public var acceptsAppends: Bool {
         if let limit = configuration.maxLogSizeBytes, sizeBytes > limit { return false }
-        return stopReason == nil && holdReason == nil
+        return stopReason == nil && diskFullReason == nil && holdReason == nil
     }
 
     /// Why the owner holds appends back (`holdAppends`), or nil while they are taken.

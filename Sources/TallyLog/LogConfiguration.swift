@@ -28,6 +28,14 @@ public struct LogConfiguration: Sendable {
     /// durable and before its appenders resume. It must not block: the compactor uses it to
     /// keep its sums in step with the durable log, the server to measure the writer.
     public var onDurable: (@Sendable (DurableFrame) -> Void)?
+    /// While the disk is full, how often the writer probes for space (it writes and deletes
+    /// a probe file as large as the frame that did not fit, at least `spaceProbeSizeBytes`).
+    public var spaceProbeInterval: Duration = .seconds(1)
+    public var spaceProbeSizeBytes: Int = 1 << 20
+    /// Called on the writer thread when the log's writability changes (disk full, space
+    /// back, stopped for good). It must not block; the daemon logs it and, on `.stopped`,
+    /// shuts down so that a supervisor restarts it into recovery.
+    public var onStateChange: (@Sendable (LogStateChange) -> Void)?
 
     public init(directory: String, nodeID: LogKey) {
         self.directory = directory
@@ -40,6 +48,16 @@ public struct LogConfiguration: Sendable {
         precondition(maxQueuedRecords >= maxBatchRecords, "the queue must hold at least one full batch")
         precondition(firstLSN >= 1, "LSNs start at 1")
     }
+}
+
+/// A change in whether the log takes appends, as `LogConfiguration.onStateChange` sees it.
+public enum LogStateChange: Sendable, Equatable {
+    /// A write found the disk full; appends are refused with `.diskFull` until space returns.
+    case diskFull(LogError)
+    /// A probe found space again: appends are taken again.
+    case spaceReturned
+    /// A write or fdatasync failed for good: the log takes nothing more until reopened.
+    case stopped(LogError)
 }
 
 /// Failures a test can inject into the writer, to prove what happens when the disk fails.
@@ -57,13 +75,17 @@ public struct LogFaults: Sendable {
     public var write: @Sendable (_ frameSizeBytes: Int) -> WriteAction
     /// Called before each fdatasync; a non-nil errno makes it fail after the real call.
     public var sync: @Sendable () -> Int32?
+    /// Called before each space probe while the disk is full; a non-nil errno fails it.
+    public var probe: @Sendable () -> Int32?
 
     public init(
         write: @escaping @Sendable (Int) -> WriteAction = { _ in .proceed },
-        sync: @escaping @Sendable () -> Int32? = { nil }
+        sync: @escaping @Sendable () -> Int32? = { nil },
+        probe: @escaping @Sendable () -> Int32? = { nil }
     ) {
         self.write = write
         self.sync = sync
+        self.probe = probe
     }
 }
 

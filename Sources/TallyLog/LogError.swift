@@ -6,10 +6,15 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     case corrupt(directory: String, problems: [LogProblem])
     /// A system call failed.
     case io(operation: String, path: String, errno: Int32)
-    /// An earlier write or fdatasync failed; the log accepts nothing more until reopened.
+    /// An fdatasync (or a write for another reason than a full disk) failed; the log accepts
+    /// nothing more until reopened.
     case stopped(reason: String)
     /// The log was closed.
     case closed
+    /// A write found the disk full (ENOSPC, EDQUOT) before any fdatasync of it: the partial
+    /// frame was cut off, nothing of it is stored, and appends resume by themselves once a
+    /// probe finds space again (`LogConfiguration.spaceProbeInterval`).
+    case diskFull(reason: String)
     /// More records are waiting for a flush than the queue bound allows.
     case overloaded(queuedRecords: Int)
     /// The log's files exceed the disk budget; appends resume once a checkpoint truncates it.
@@ -40,6 +45,8 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
             return "the log stopped after a failed write and accepts nothing more: \(reason)"
         case .closed:
             return "the log is closed"
+        case .diskFull(let reason):
+            return "the disk is full (\(reason)); writes resume by themselves when space returns"
         case .overloaded(let queued):
             return "the log is overloaded (\(queued) records waiting for a flush)"
         case .full(let size, let limit):
@@ -94,3 +101,13 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension LogError {
+    /// Whether this failure is a full disk that the log can wait out: a write (not a sync)
+    /// refused for lack of space. Nothing failed after the kernel took the bytes, so no
+    /// acknowledged page can have been dropped, unlike after a failed fsync.
+    var isOutOfSpace: Bool {
+        guard case .io(let operation, _, let code) = self else { return false }
+        return (code == ENOSPC || code == EDQUOT) && operation != "fdatasync" && operation != "fsync"
+    }
+}

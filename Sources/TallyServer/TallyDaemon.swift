@@ -4,6 +4,7 @@ import NIOCore
 import ServiceLifecycle
 import TallyCore
 import TallyIngest
+import TallyLog
 import TallyPostgres
 
 /// What the fronts (HTTP here, gRPC in its own room) share, built once per daemon: one
@@ -66,6 +67,10 @@ public enum TallyDaemon {
         options.keepCheckpoints = configuration.keepCheckpoints
         options.requestRetention = configuration.idempotencyWindow
         options.frameObserver = { metrics.recordFrame($0) }
+        let (logStops, logStopped) = AsyncStream.makeStream(of: LogError.self, bufferingPolicy: .bufferingNewest(1))
+        options.onLogStateChange = { change in
+            if case .stopped(let error) = change { logStopped.yield(error) }
+        }
         let node = try await CountingNode.start(options, sink: PostgresCheckpointSink(client: client), logger: logger)
 
         let reads = PostgresPool(url: configuration.databaseURL, connections: configuration.readConnections)
@@ -79,7 +84,34 @@ public enum TallyDaemon {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        let group = ServiceGroup(configuration: groupConfiguration)
+        // A log stopped by a disk error takes nothing more until reopened: shut down as on
+        // SIGTERM (drain, final checkpoint of what is durable) and exit non-zero, so that a
+        // supervisor restarts the daemon, whose start recovers the log.
+        let stopWatcher = Task { () -> LogError? in
+            for await error in logStops {
+                await group.triggerGracefulShutdown()
+                return error
+            }
+            return nil
+        }
+        try await group.run()
+        logStopped.finish()
+        if let error = await stopWatcher.value { throw TallyDaemonError.logStopped(error) }
+    }
+}
+
+/// Why `TallyDaemon.run` ended other than by a signal.
+public enum TallyDaemonError: Error, CustomStringConvertible {
+    /// The log stopped after a disk error; the daemon drained and checkpointed what it could.
+    case logStopped(LogError)
+
+    public var description: String {
+        switch self {
+        case .logStopped(let error):
+            "stopped after a disk error (\(error)); what was durable was checkpointed, the rest is in the log. "
+                + "Restart to recover (a supervisor does: see docs/operations.md, \"Disk failures\")"
+        }
     }
 }
 

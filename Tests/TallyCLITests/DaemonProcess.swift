@@ -10,11 +10,13 @@ final class Daemon {
     let logPath: String
     let dataDirectory: String
 
+    /// - Parameter logBeside: where the daemon's output file goes (beside the data
+    ///   directory by default; elsewhere when that is on a disk a test makes fail).
     init(dataDirectory: String, port: Int? = nil, databaseURL: String = Daemon.databaseURL,
-         extraArguments: [String] = []) throws {
+         extraArguments: [String] = [], logBeside: String? = nil) throws {
         self.dataDirectory = dataDirectory
         self.port = port ?? Daemon.freePort()
-        logPath = dataDirectory + ".\(UUID().uuidString.prefix(8)).log"
+        logPath = (logBeside ?? dataDirectory) + ".\(UUID().uuidString.prefix(8)).log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Tool.path)
         process.arguments = ["serve", "--listen", "127.0.0.1:\(self.port)", "--data-dir", dataDirectory,

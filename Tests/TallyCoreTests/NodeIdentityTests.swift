@@ -55,6 +55,38 @@ import TallyLog
         #expect(try CheckpointFence(dataDirectory: dir.path).marks == CheckpointFence.Marks(attempted: 0, confirmed: 0))
     }
 
+    @Test func anUpdateOverwritesTheFileInPlaceAndATornOneIsCaught() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/" + CheckpointFence.fileName
+        let fence = try CheckpointFence(dataDirectory: dir.path)
+        try fence.recordAttempt(7)
+        let inode = try FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int
+        try fence.recordAttempt(123_456)
+        try fence.recordConfirmed(123_456)
+        // In place: the same file (no temporary file and rename, which would need a new
+        // block on a full disk), one sector.
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? Int == inode)
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes.count == 512)
+        #expect(try CheckpointFence(dataDirectory: dir.path).marks == CheckpointFence.Marks(attempted: 123_456, confirmed: 123_456))
+
+        // A torn overwrite: part of the old digits under the new checksum.
+        let digit = bytes.firstIndex(of: UInt8(ascii: "4"))!
+        bytes[digit] = UInt8(ascii: "9")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(throws: CheckpointFenceError.self) { try CheckpointFence(dataDirectory: dir.path) }
+    }
+
+    @Test func aFenceWrittenBeforeTheChecksumLineStillReads() throws {
+        let dir = TemporaryDirectory()
+        FileManager.default.createFile(atPath: dir.path + "/" + CheckpointFence.fileName,
+                                       contents: Data("# old\nattempted 9\nconfirmed 8\n".utf8))
+        let fence = try CheckpointFence(dataDirectory: dir.path)
+        #expect(fence.marks == CheckpointFence.Marks(attempted: 9, confirmed: 8))
+        try fence.recordAttempt(10)
+        #expect(try CheckpointFence(dataDirectory: dir.path).marks == CheckpointFence.Marks(attempted: 10, confirmed: 8))
+    }
+
     @Test(arguments: ["attempted 5\n", "attempted x\nconfirmed 1\n", "attempted 1\nconfirmed 2\n", "attempted 1\nconfirmed 1\nextra 3\n"])
     func aMalformedFenceIsAnErrorNotAGuess(_ text: String) throws {
         let dir = TemporaryDirectory()

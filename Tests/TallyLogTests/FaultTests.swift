@@ -24,6 +24,8 @@ import Testing
         var config = configuration(dir.path)
         let countdown = Countdown(failAt: 3)
         config.faults = faults(countdown)
+        let changes = Mutex<[LogStateChange]>([])
+        config.onStateChange = { change in changes.withLock { $0.append(change) } }
         let log = try Log.open(config)
         try await log.append(records(2))
         try await log.append(records(2, startingAt: 2))
@@ -51,6 +53,7 @@ import Testing
             }
         }
         #expect(log.stopReason != nil)
+        #expect(changes.withLock { $0 } == [.stopped(log.stopReason!)], "the owner hears of it once, to shut down")
         await #expect(throws: LogError.self) { try await log.append(records(1, startingAt: 999)) }
         await #expect(throws: LogError.self) { try await log.rollSegment() }
         await log.close()
@@ -71,7 +74,7 @@ import Testing
 
     @Test func aFailedWriteStopsTheLog() async throws {
         try await runFaultScenario { countdown in
-            LogFaults(write: { _ in countdown.isFailingCall() ? .fail(errno: ENOSPC) : .proceed })
+            LogFaults(write: { _ in countdown.isFailingCall() ? .fail(errno: EIO) : .proceed })
         }
     }
 

@@ -159,7 +159,7 @@ public final class Checkpointer: Sendable {
             // or closed log cannot roll, but what it holds must still be checkpointed.
             _ = try? await log.rollSegment()
             let durable = log.durableLSN
-            try await io.run { [compactor] in try compactor.catchUp(through: durable) }
+            _ = try await io.run { [compactor] in try compactor.catchUp(through: durable) }
             try await apply(after: checkpointLSN)
             recordSuccess(duration: ContinuousClock.now - started)
             await pruneExpiredRequests()

@@ -69,15 +69,29 @@ public final class CheckpointFence: Sendable {
         let before = marks
         change(&marks)
         if marks == before && current.withLock({ $0 }) != nil { return }
-        let text = """
+        try DurableFile.overwrite(Self.encode(marks), at: path)
+        current.withLock { $0 = marks }
+    }
+
+    /// The file's size: below one 512-byte sector, like PostgreSQL's `pg_control`, so that
+    /// an overwrite in place is one sector write. Overwriting in place needs no new block,
+    /// so a checkpoint still runs on a full disk and frees space by deleting segments; a
+    /// torn overwrite is caught by the checksum line.
+    static let sizeBytes = 512
+
+    static func encode(_ marks: Marks) -> [UInt8] {
+        var text = """
             # Tally: checkpoint LSNs of this data directory (see docs/design.md, "Node position").
             # attempted: the highest LSN ever sent to PostgreSQL; confirmed: the LSN last read back.
             attempted \(marks.attempted)
             confirmed \(marks.confirmed)
 
             """
-        try DurableFile.write(Data(text.utf8), to: path)
-        current.withLock { $0 = marks }
+        text += "check \(String(CRC32C.checksum(Array(text.utf8)), radix: 16))\n"
+        var bytes = Array(text.utf8)
+        precondition(bytes.count < sizeBytes, "the fence must fit one sector")
+        bytes += [UInt8](repeating: UInt8(ascii: " "), count: sizeBytes - 1 - bytes.count) + [UInt8(ascii: "\n")]
+        return bytes
     }
 
     private static func load(path: String) throws -> Marks? {
@@ -90,8 +104,17 @@ public final class CheckpointFence: Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw CheckpointFenceError(path: path, reason: "not UTF-8 text")
         }
+        // Files written before the checksum line existed have none; every overwrite adds it.
+        if let check = text.range(of: "\ncheck ") {
+            let covered = Array(text[..<check.lowerBound].utf8) + [UInt8(ascii: "\n")]
+            let stated = text[check.upperBound...].prefix { $0.isHexDigit }
+            guard let value = UInt32(stated, radix: 16), value == CRC32C.checksum(covered) else {
+                throw CheckpointFenceError(path: path, reason: "its checksum does not match (a torn or damaged write)")
+            }
+        }
         var values: [String: LSN] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.allSatisfy(\.isWhitespace) {
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.hasPrefix("check ")
+            && !line.allSatisfy(\.isWhitespace) {
             let fields = line.split(separator: " ")
             guard fields.count == 2, let value = LSN(fields[1]), values[String(fields[0])] == nil else {
                 throw CheckpointFenceError(path: path, reason: "unexpected line \"\(line.prefix(80))\"")

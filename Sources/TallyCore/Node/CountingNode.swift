@@ -36,6 +36,11 @@ public final class CountingNode: Sendable {
         public var frameObserver: (@Sendable (DurableFrame) -> Void)?
         /// Injected disk failures, for tests (see `LogFaults`).
         public var logFaults: LogFaults?
+        /// How often a log that found the disk full probes for space.
+        public var spaceProbeInterval: Duration = .seconds(1)
+        /// Also told when the log's writability changes (after it is logged here), e.g. so
+        /// that the daemon shuts down when the log stops for good. Must not block.
+        public var onLogStateChange: (@Sendable (LogStateChange) -> Void)?
 
         public init(dataDirectory: String) {
             self.dataDirectory = dataDirectory
@@ -67,6 +72,21 @@ public final class CountingNode: Sendable {
         configuration.maxLogSizeBytes = options.maxLogSizeBytes
         configuration.holdAppendsReason = Checkpointer.waitingReason
         configuration.faults = options.logFaults
+        configuration.spaceProbeInterval = options.spaceProbeInterval
+        let onStateChange = options.onLogStateChange
+        configuration.onStateChange = { change in
+            switch change {
+            case .diskFull(let error):
+                logger.warning("disk full: increments get 503 until space returns; nothing is lost",
+                               metadata: ["error": "\(error)"])
+            case .spaceReturned:
+                logger.notice("disk space returned: taking increments again")
+            case .stopped(let error):
+                logger.critical("the log stopped after a disk error; shutting down for a restart into recovery",
+                                metadata: ["error": "\(error)"])
+            }
+            onStateChange?(change)
+        }
         let observer = options.frameObserver
         configuration.onDurable = { frame in
             compactor.absorb(frame)

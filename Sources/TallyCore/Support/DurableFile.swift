@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Writes small files so that a crash leaves either the old content or the new, never a
-/// torn mix: temporary file, fsync, rename, fsync of the directory.
+/// torn mix: temporary file, fsync, rename, fsync of the directory; or, for a fixed-size
+/// checksummed file, one in-place sector write.
 enum DurableFile {
     /// Reads a small file whole; the error keeps the errno so that callers can tell a missing
     /// file (ENOENT) from one they cannot read.
@@ -22,6 +23,30 @@ enum DurableFile {
             if count == 0 { return .success(bytes) }
             bytes += chunk[0..<count]
             guard bytes.count <= 1 << 20 else { return .failure(POSIXError(.EFBIG)) }
+        }
+    }
+
+    /// Replaces the content of a fixed-size file in place when it exists with exactly that
+    /// size (one pwrite and fdatasync: no new block, so it works on a full disk); else writes
+    /// it whole with `write` (temporary file and rename). Callers keep `bytes` within one
+    /// sector and checksummed, since an in-place write is atomic only at that size.
+    static func overwrite(_ bytes: [UInt8], at path: String) throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return try write(Data(bytes), to: path) }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0, status.st_size == bytes.count else { return try write(Data(bytes), to: path) }
+        try bytes.withUnsafeBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let result = pwrite(fd, raw.baseAddress! + written, raw.count - written, off_t(written))
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+                written += result
+            }
+        }
+        while fdatasync(fd) != 0 {
+            guard errno == EINTR else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         }
     }
 

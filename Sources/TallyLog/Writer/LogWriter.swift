@@ -52,6 +52,8 @@ final class LogWriter: @unchecked Sendable {
     private var pendingRecords = 0
     private var commands: [Command] = []
     private var failure: LogError?
+    /// Set while the disk is full: appends are refused with it until a probe finds space.
+    private var diskFull: LogError?
     /// Why appends are held back by the log's owner (nil: they are taken).
     private var hold: String?
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
@@ -65,6 +67,8 @@ final class LogWriter: @unchecked Sendable {
     private var active: ActiveSegment?
     private var nextLSN: LSN
     private var encoder = FrameEncoder()
+    /// While the disk is full: the room a probe must find before appends are taken again.
+    private var spaceWantedBytes = 0
 
     // Published by the writer thread for cheap reads from anywhere.
     private let durable: Atomic<UInt64>
@@ -111,6 +115,12 @@ final class LogWriter: @unchecked Sendable {
         return failure
     }
 
+    var diskFullReason: LogError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return diskFull
+    }
+
     var holdReason: String? {
         condition.lock()
         defer { condition.unlock() }
@@ -144,7 +154,7 @@ final class LogWriter: @unchecked Sendable {
             return completion.complete(.failure(.full(logSizeBytes: logSizeBytes, maxLogSizeBytes: limit)))
         }
         condition.lock()
-        if let refusal = failure ?? (closing ? .closed : nil) ?? hold.map({ .appendsHeld(reason: $0) }) {
+        if let refusal = failure ?? (closing ? .closed : nil) ?? diskFull ?? hold.map({ .appendsHeld(reason: $0) }) {
             condition.unlock()
             return completion.complete(.failure(refusal))
         }
@@ -210,11 +220,18 @@ final class LogWriter: @unchecked Sendable {
     private func run() {
         var batch: [PendingAppend] = []
         var batchRecords = 0
+        var probeDue = false
         while true {
             condition.lock()
             while pending.isEmpty && commands.isEmpty && !closing {
-                condition.wait()
+                if diskFull == nil {
+                    condition.wait()
+                } else if !condition.wait(until: Date(timeIntervalSinceNow: Self.seconds(configuration.spaceProbeInterval))) {
+                    probeDue = true
+                    break
+                }
             }
+            let full = diskFull != nil
             // Take whole appends up to the batch bound; an append never splits across frames.
             batch.removeAll(keepingCapacity: true)
             batchRecords = 0
@@ -234,6 +251,10 @@ final class LogWriter: @unchecked Sendable {
 
             if !batch.isEmpty { flush(batch, recordCount: batchRecords) }
             for command in takenCommands { execute(command) }
+            // Probe on schedule, and at once after a command (a checkpoint's truncation may
+            // just have freed the space).
+            if full && (probeDue || !takenCommands.isEmpty) { probeForSpace() }
+            probeDue = false
             if finished {
                 finish()
                 return
@@ -256,6 +277,14 @@ final class LogWriter: @unchecked Sendable {
                 try rollActiveSegment()
             }
             try writeFrame()
+        } catch where error.isOutOfSpace {
+            waitForSpace(because: error, neededBytes: frameSize, failing: batch)
+            return
+        } catch {
+            stop(because: error, failing: batch)
+            return
+        }
+        do {
             try sync()
         } catch {
             stop(because: error, failing: batch)
@@ -311,6 +340,48 @@ final class LogWriter: @unchecked Sendable {
         }
     }
 
+    /// A write found no space, before any fdatasync of the frame. Unlike a failed fsync this
+    /// loses nothing the kernel had taken, so the log need not stop: the partial frame is cut
+    /// off (nothing of it may count after a restart), the batch and every queued append are
+    /// refused with `.diskFull` (503 + Retry-After), and the writer probes for space every
+    /// `spaceProbeInterval`, taking appends again when a probe as large as this frame fits.
+    /// If the cut itself fails, the file's end is unknown and the log stops for good.
+    private func waitForSpace(because error: LogError, neededBytes: Int, failing batch: [PendingAppend]) {
+        if let active {
+            do {
+                try SystemCalls.truncate(active.fd, toSizeBytes: active.entry.sizeBytes, path: active.entry.path)
+            } catch {
+                return stop(because: error, failing: batch)
+            }
+        }
+        spaceWantedBytes = max(neededBytes, configuration.spaceProbeSizeBytes)
+        let reason = LogError.diskFull(reason: error.description)
+        condition.lock()
+        let changed = diskFull == nil
+        diskFull = reason
+        let queued = pending
+        pending.removeAll()
+        pendingRecords = 0
+        condition.unlock()
+        for append in batch { append.completion.complete(.failure(reason)) }
+        for append in queued { append.completion.complete(.failure(reason)) }
+        if changed { configuration.onStateChange?(.diskFull(reason)) }
+    }
+
+    /// While the disk is full: takes appends again once `spaceWantedBytes` fit.
+    private func probeForSpace() {
+        let probe = SpaceProbe(directory: configuration.directory)
+        do {
+            guard try probe.hasRoom(forBytes: spaceWantedBytes, fault: configuration.faults?.probe()) else { return }
+        } catch {
+            return stop(because: error, failing: [])
+        }
+        condition.lock()
+        diskFull = nil
+        condition.unlock()
+        configuration.onStateChange?(.spaceReturned)
+    }
+
     /// A write or fdatasync failed. After a failed fsync the kernel may have dropped the
     /// dirty pages and will not report it again (PostgreSQL's "fsyncgate"), so retrying could
     /// acknowledge data that is not on disk. Instead the log stops for good: the batch and
@@ -324,7 +395,9 @@ final class LogWriter: @unchecked Sendable {
         }
         let reason = LogError.stopped(reason: error.description)
         condition.lock()
+        let changed = failure == nil
         failure = reason
+        diskFull = nil
         let queued = pending
         pending.removeAll()
         pendingRecords = 0
@@ -334,6 +407,7 @@ final class LogWriter: @unchecked Sendable {
         for append in batch { append.completion.complete(.failure(reason)) }
         for append in queued { append.completion.complete(.failure(reason)) }
         for command in queuedCommands { command.fail(reason) }
+        if changed { configuration.onStateChange?(.stopped(reason)) }
     }
 
     private func execute(_ command: Command) {
@@ -346,6 +420,10 @@ final class LogWriter: @unchecked Sendable {
             do {
                 try rollActiveSegment()
                 continuation.resume(returning: active?.entry.firstLSN ?? nextLSN)
+            } catch where error.isOutOfSpace {
+                // `ActiveSegment.create` removed its temporary file; the active segment is intact.
+                waitForSpace(because: error, neededBytes: SegmentHeader.sizeBytes, failing: [])
+                continuation.resume(throwing: LogError.diskFull(reason: error.description))
             } catch {
                 stop(because: error, failing: [])
                 continuation.resume(throwing: LogError.stopped(reason: error.description))
@@ -420,6 +498,12 @@ final class LogWriter: @unchecked Sendable {
         closeWaiters.removeAll()
         condition.unlock()
         for waiter in waiters { waiter.resume() }
+    }
+}
+
+extension LogWriter {
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

@@ -62,6 +62,9 @@ struct Answer: Sendable {
         case .appendsHeld(let reason):
             retryLater(.serviceUnavailable, "the increment was not stored: this node takes no writes now (\(reason))",
                        afterSeconds: 5)
+        case .diskFull:
+            retryLater(.serviceUnavailable, "the increment was not stored: the disk is full; "
+                + "writes resume by themselves when space returns", afterSeconds: 5)
         case .stopped, .closed:
             retryLater(.serviceUnavailable, "the increment was not stored: the log accepts no writes (\(error))", afterSeconds: 5)
         default:

@@ -21,6 +21,9 @@ struct StatusRoutes: Sendable {
         if let stopped = log.stopReason {
             return JSONResponse.error(.serviceUnavailable, "the log accepts no writes: \(stopped)")
         }
+        if let full = log.diskFullReason {
+            return JSONResponse.error(.serviceUnavailable, "disk_full: \(full)")
+        }
         if let refused = status.positionError {
             return JSONResponse.error(.serviceUnavailable, "\(refused.kind): \(refused)")
         }

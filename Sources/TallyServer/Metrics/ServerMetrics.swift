@@ -40,6 +40,9 @@ public final class ServerMetrics: Sendable {
     private let acceptingWrites: Gauge
     private let positionErrors: [(kind: String, gauge: Gauge)]
     private let regressions: Gauge
+    private let logBudget: Gauge
+    private let diskFull: Gauge
+    private let diskError: Gauge
 
     public init() {
         var requests: [Counter] = []
@@ -92,6 +95,12 @@ public final class ServerMetrics: Sendable {
         regressions = registry.makeGauge(
             name: "tally_checkpoint_regressions",
             help: "Times since start that PostgreSQL's checkpoint LSN for this node went backwards")
+        logBudget = registry.makeGauge(
+            name: "tally_log_budget_bytes", help: "The log's disk budget (--max-log-bytes); 0 when it has none")
+        let stoppedHelp = "1 while the log refuses increments for this reason: disk_full passes by itself, "
+            + "disk_error ends the process for a restart"
+        diskFull = registry.makeGauge(name: "tally_log_stopped", labels: [("reason", "disk_full")], help: stoppedHelp)
+        diskError = registry.makeGauge(name: "tally_log_stopped", labels: [("reason", "disk_error")], help: stoppedHelp)
     }
 
     public func countRequest(_ route: Route, status: Int) {
@@ -126,6 +135,9 @@ public final class ServerMetrics: Sendable {
         acceptingWrites.set(log.acceptsAppends ? 1.0 : 0.0)
         for (kind, gauge) in positionErrors { gauge.set(status.positionError?.kind == kind ? 1.0 : 0.0) }
         regressions.set(Double(status.regressions))
+        logBudget.set(Double(log.configuration.maxLogSizeBytes ?? 0))
+        diskFull.set(log.diskFullReason == nil ? 0.0 : 1.0)
+        diskError.set(log.stopReason.map { $0 == .closed ? 0.0 : 1.0 } ?? 0.0)
         return registry.emitToBuffer()
     }
 
