@@ -65,6 +65,7 @@ public enum TallyDaemon {
         options.maxLogSizeBytes = configuration.maxLogBytes
         options.checkpointInterval = configuration.checkpointInterval
         options.keepCheckpoints = configuration.keepCheckpoints
+        options.maxPendingKeys = configuration.maxPendingKeys
         options.requestRetention = configuration.idempotencyWindow
         options.frameObserver = { metrics.recordFrame($0) }
         let (logStops, logStopped) = AsyncStream.makeStream(of: LogError.self, bufferingPolicy: .bufferingNewest(1))

@@ -16,7 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
             TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_MAX_BATCH_INCREMENTS, \
             TALLY_MAX_BATCH_BYTES, TALLY_IDEMPOTENCY_WINDOW, TALLY_RATE_LIMIT, \
             TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
-            TALLY_MAX_LOG_BYTES, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
+            TALLY_MAX_LOG_BYTES, TALLY_MAX_PENDING_KEYS, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
             Durations take ms, s, m or h (9s, 500ms, 1m); sizes take B, KiB, MiB, GiB or KB, MB, GB.
 
             SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the log, run a \
@@ -75,6 +75,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-log-bytes"),
             help: "Disk budget of the log; past it increments get 503 until PostgreSQL catches up. (default 8GiB)")
     var maxLogBytes: String?
+
+    @Option(name: .customLong("max-pending-keys"),
+            help: "Memory bound of the pending sums, in (key, day) entries; past it the log is applied to PostgreSQL in slices. (default 15000000, about 1 GiB)")
+    var maxPendingKeys: Int?
 
     @Option(name: .customLong("keep-checkpoints"),
             help: "Segments stay on disk until this many later checkpoints are confirmed, so a PostgreSQL that loses its last commits can be replayed. (default 2)")
@@ -179,6 +183,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let text = setting(maxLogBytes, "TALLY_MAX_LOG_BYTES") {
             guard let bytes = ValueParsing.byteCount(text), bytes > 0 else { throw ValidationError("--max-log-bytes: \(text)") }
             configuration.maxLogBytes = bytes
+        }
+        if let keys = maxPendingKeys ?? environment["TALLY_MAX_PENDING_KEYS"].flatMap(Int.init) {
+            guard keys >= 1_000 else { throw ValidationError("--max-pending-keys must be at least 1000") }
+            configuration.maxPendingKeys = keys
         }
         if let keep = keepCheckpoints ?? environment["TALLY_KEEP_CHECKPOINTS"].flatMap(Int.init) {
             guard (1...100).contains(keep) else { throw ValidationError("--keep-checkpoints must be 1…100") }

@@ -128,8 +128,8 @@ struct Node {
     let checkpointer: Checkpointer
 
     init(directory: String, sink: MemorySink, segmentSizeBytes: Int = 64 << 20, keepCheckpoints: Int = 1,
-         node: UUID = testNode) throws {
-        let compactor = Compactor(reader: LogReader(directory: directory))
+         node: UUID = testNode, maxPendingKeys: Int = .max) throws {
+        let compactor = Compactor(reader: LogReader(directory: directory), maxPendingKeys: maxPendingKeys)
         var config = LogConfiguration(directory: directory, nodeID: LogKey(node))
         config.segmentSizeBytes = segmentSizeBytes
         config.onDurable = { compactor.absorb($0) }

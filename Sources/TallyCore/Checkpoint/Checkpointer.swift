@@ -76,6 +76,8 @@ public final class Checkpointer: Sendable {
         status.pendingKeys = pending.keys
         status.pendingRecords = pending.records
         status.oldestPendingAt = compactor.oldestPendingAt
+        status.maxPendingKeys = compactor.maxPendingKeys
+        status.overBudget = compactor.isOverBudget
         return status
     }
 
@@ -154,13 +156,23 @@ public final class Checkpointer: Sendable {
     private func pass() async throws {
         let started = ContinuousClock.now
         do {
-            let checkpointLSN = try await verifiedPosition()
             // Roll so that everything up to here sits in closed, deletable segments. A stopped
             // or closed log cannot roll, but what it holds must still be checkpointed.
+            var checkpointLSN = try await verifiedPosition()
             _ = try? await log.rollSegment()
             let durable = log.durableLSN
-            _ = try await io.run { [compactor] in try compactor.catchUp(through: durable) }
-            try await apply(after: checkpointLSN)
+            // Over the compactor's memory bound the log is applied in LSN slices, each its own
+            // checkpoint (and segment deletion), until the table reaches `durable`.
+            for slice in 1...configuration.maxSlicesPerPass {
+                _ = try await io.run { [compactor] in try compactor.catchUp(through: durable) }
+                try await apply(after: checkpointLSN)
+                guard compactor.isBehind, slice < configuration.maxSlicesPerPass, !Task.isCancelled else { break }
+                checkpointLSN = try await verifiedPosition()
+                if slice == 1 {
+                    logger.notice("over the pending-key budget: applying the log in slices",
+                                  metadata: ["max_pending_keys": "\(compactor.maxPendingKeys)", "durable_lsn": "\(durable)"])
+                }
+            }
             recordSuccess(duration: ContinuousClock.now - started)
             await pruneExpiredRequests()
         } catch {

@@ -19,6 +19,9 @@ public struct CheckpointerConfiguration: Sendable {
     /// retry later than this counts again). Each pass deletes at most `pruneBatchRows`.
     public var requestRetention: Duration = .seconds(24 * 3600)
     public var pruneBatchRows = 10_000
+    /// Over the compactor's memory bound, how many LSN slices (each a checkpoint) one pass
+    /// applies at most before the scheduler looks at its deadlines again.
+    public var maxSlicesPerPass = 64
     /// Segments stay on disk until this many later checkpoints have been confirmed, so that
     /// a PostgreSQL that loses its last commits (a restore, an asynchronous standby promoted)
     /// can be replayed from the log. 1 deletes a segment as soon as it is applied.

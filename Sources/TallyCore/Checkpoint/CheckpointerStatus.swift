@@ -16,6 +16,9 @@ public struct CheckpointerStatus: Sendable {
     public var pendingRecords: UInt64 = 0
     /// When the oldest pending record was absorbed.
     public var oldestPendingAt: ContinuousClock.Instant?
+    /// The compactor's memory bound, and whether it is reached (the rest waits in the log).
+    public var maxPendingKeys = Int.max
+    public var overBudget = false
     /// Set for good once the log and PostgreSQL's checkpoint were found not to fit: the node
     /// refuses writes and stops counting until an operator acts.
     public var positionError: NodePositionError?

@@ -12,6 +12,13 @@ import TallyLog
 /// A live frame that does not continue exactly where the table ends is ignored and flags a
 /// gap; the next catch-up reads it from disk. So the table is always a pure function of the
 /// log from the checkpoint LSN on.
+///
+/// **Bounded memory.** The table holds one entry per pending (key, day); while PostgreSQL is
+/// away, fresh keys would grow it without limit. Past `maxPendingKeys` (counting the table a
+/// checkpoint has in flight) the compactor stops absorbing: the log holds everything, and the
+/// table simply ends at an earlier LSN (a gap). Catch-up reads only up to the bound too, so
+/// the checkpointer applies the log in LSN slices of at most `maxPendingKeys` keys, each its
+/// own compare-and-set checkpoint, at start-up as after an outage.
 public final class Compactor: Sendable {
     private struct State {
         /// Nil until the checkpoint LSN is known (PostgreSQL may be down at start).
@@ -23,21 +30,41 @@ public final class Compactor: Sendable {
         var hasGap = false
         /// When the oldest record in the table was absorbed, for the freshness deadline.
         var oldestPendingAt: ContinuousClock.Instant?
+        /// The table reached `maxPendingKeys`: what follows it is in the log only.
+        var overBudget = false
+
+        /// Pending (key, day) entries held in memory: the table and the one in flight.
+        var heldKeys: Int { (table?.keyCount ?? 0) + (inFlight?.keyCount ?? 0) }
     }
 
     private let state = Mutex(State())
     private let reader: any RecordSource
     private let onRequest: (@Sendable (RequestEntry) -> Void)?
+    /// Upper bound on pending (key, day) entries held in memory (exceeded by at most one
+    /// frame's records on the live path, and by the end of one request on catch-up).
+    public let maxPendingKeys: Int
 
     /// - Parameters:
     ///   - reader: where catch-up reads records: the log's files (`LogReader`), or in tests a
     ///     source that interleaves other events with the read.
     ///   - onRequest: told of every tagged request the compactor sees, live or read back (the
     ///     node's request window learns a replayed log's ids from it). Must not block.
-    public init(reader: any RecordSource, onRequest: (@Sendable (RequestEntry) -> Void)? = nil) {
+    ///   - maxPendingKeys: the memory bound (see the type's documentation).
+    public init(reader: any RecordSource, maxPendingKeys: Int = .max,
+                onRequest: (@Sendable (RequestEntry) -> Void)? = nil) {
+        precondition(maxPendingKeys >= 1, "the compactor must hold at least one key")
         self.reader = reader
+        self.maxPendingKeys = maxPendingKeys
         self.onRequest = onRequest
     }
+
+    /// Whether the table stopped at `maxPendingKeys`: records after it wait in the log for
+    /// the next slice.
+    public var isOverBudget: Bool { state.withLock { $0.overBudget } }
+
+    /// Whether durable records are missing from the table (a gap, or over budget): a
+    /// catch-up has more to read.
+    public var isBehind: Bool { state.withLock { $0.hasGap } }
 
     /// Whether the compactor knows where it starts (the checkpoint LSN has been read).
     public var isStarted: Bool { state.withLock { $0.table != nil } }
@@ -70,6 +97,13 @@ public final class Compactor: Sendable {
                 state.hasGap = true
                 return
             }
+            guard state.heldKeys < maxPendingKeys else {
+                // Over budget: the frame stays in the log only; a later slice reads it.
+                state.hasGap = true
+                state.overBudget = true
+                if state.oldestPendingAt == nil { state.oldestPendingAt = .now }
+                return
+            }
             state.table = nil  // avoid a copy-on-write of the dictionary
             var lsn = firstLSN
             for group in groups {
@@ -98,31 +132,52 @@ public final class Compactor: Sendable {
             state.table = DeltaTable(after: checkpointLSN)
             state.inFlight = nil
             state.hasGap = true
+            state.overBudget = false  // the next catch-up decides
             // oldestPendingAt stays: what was pending before the reset is pending still.
         }
     }
 
-    /// Reads from the segment files every record the table misses, up to `durableLSN`.
-    /// Blocking: call it from a thread that may block, never the cooperative pool.
-    /// Returns the number of records read.
+    /// Reads from the segment files every record the table misses, up to `durableLSN`, or
+    /// up to `maxPendingKeys` (then `isOverBudget`, and the next catch-up after a checkpoint
+    /// reads the next slice). Blocking: call it from a thread that may block, never the
+    /// cooperative pool. Returns the number of records read.
     @discardableResult
     public func catchUp(through durableLSN: LSN) throws -> Int {
-        let start: LSN? = state.withLock { state in
+        let opening: (lsn: LSN, room: Int)? = state.withLock { state in
             guard let table = state.table, state.hasGap || table.lastLSN < durableLSN else { return nil }
-            return table.nextLSN
+            return (table.nextLSN, maxPendingKeys - state.heldKeys)
         }
-        guard let start else { return 0 }
+        guard let opening else { return 0 }
+        guard opening.room > 0 else {
+            state.withLock { $0.overBudget = true }
+            return 0
+        }
+        let start = opening.lsn
         var addition = DeltaTable(after: start - 1)
+        var sliceEnded = false
         if start <= durableLSN {
-            try reader.forEachEntry(from: start, through: durableLSN) { entry in
-                switch entry {
-                case .request(let request):
-                    addition.beginRequest(request)
-                    onRequest?(request)
-                case .record(let lsn, let record): addition.absorb(record, at: lsn)
+            // A slice ends only between requests: a tagged request's records are counted (or
+            // dropped as a retry) together, by the checkpoint that holds its request entry.
+            var requestEnd: LSN?
+            do {
+                try reader.forEachEntry(from: start, through: durableLSN) { entry in
+                    switch entry {
+                    case .request(let request):
+                        addition.beginRequest(request)
+                        onRequest?(request)
+                        requestEnd = request.lastLSN
+                    case .record(let lsn, let record):
+                        addition.absorb(record, at: lsn)
+                        if lsn == requestEnd { requestEnd = nil }
+                        if requestEnd == nil && addition.keyCount >= opening.room && lsn < durableLSN {
+                            throw SliceFull()
+                        }
+                    }
                 }
+            } catch is SliceFull {
+                sliceEnded = true
             }
-            guard addition.lastLSN == durableLSN else {
+            guard sliceEnded || addition.lastLSN == durableLSN else {
                 throw CompactorError.logEndsEarly(expectedThrough: durableLSN, foundThrough: addition.lastLSN)
             }
         }
@@ -133,7 +188,8 @@ public final class Compactor: Sendable {
             state.table = nil
             table.append(addition)
             state.table = table
-            state.hasGap = false
+            state.hasGap = sliceEnded
+            state.overBudget = sliceEnded
             if !addition.isEmpty && state.oldestPendingAt == nil { state.oldestPendingAt = .now }
             return Int(addition.lastLSN - addition.baseLSN)
         }
@@ -145,7 +201,7 @@ public final class Compactor: Sendable {
         state.withLock { state in
             guard let table = state.table else { return nil }
             precondition(state.inFlight == nil, "a checkpoint is already in flight")
-            state.table = DeltaTable(after: table.lastLSN, expectedKeys: table.keyCount)
+            state.table = DeltaTable(after: table.lastLSN, expectedKeys: min(table.keyCount, maxPendingKeys))
             state.inFlight = table.isEmpty ? nil : table
             if !state.hasGap { state.oldestPendingAt = nil }
             return table
@@ -224,6 +280,9 @@ public final class Compactor: Sendable {
         }
     }
 }
+
+/// Ends a catch-up's read at the memory bound.
+private struct SliceFull: Error {}
 
 public enum CompactorError: Error, CustomStringConvertible {
     case logEndsEarly(expectedThrough: LSN, foundThrough: LSN)

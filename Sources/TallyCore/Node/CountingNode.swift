@@ -32,6 +32,8 @@ public final class CountingNode: Sendable {
         /// How long a request id counts as taken, and how many this node remembers itself.
         public var requestRetention: Duration = .seconds(24 * 3600)
         public var maxRecentRequests = 200_000
+        /// The compactor's memory bound: pending (key, day) entries held at most (see `Compactor`).
+        public var maxPendingKeys = CountingNode.defaultMaxPendingKeys
         /// Also told of every durable frame (after the compactor), e.g. for metrics. Must not block.
         public var frameObserver: (@Sendable (DurableFrame) -> Void)?
         /// Injected disk failures, for tests (see `LogFaults`).
@@ -48,6 +50,10 @@ public final class CountingNode: Sendable {
 
         public var walDirectory: String { dataDirectory + "/" + LogLocation.walDirectoryName }
     }
+
+    /// About 1 GiB of table (69 bytes per pending key measured, BENCHMARKS.md), plus as much
+    /// again at most while a checkpoint of a full table is in flight.
+    public static let defaultMaxPendingKeys = 15_000_000
 
     private init(identity: NodeIdentity, log: Log, compactor: Compactor, checkpointer: Checkpointer,
                  requestWindow: RequestWindow, logger: Logger) {
@@ -66,7 +72,8 @@ public final class CountingNode: Sendable {
         if identity.origin == .generated { try fence.reset() }  // a new id has checkpointed nothing
 
         let window = RequestWindow(retention: options.requestRetention, maxEntries: options.maxRecentRequests)
-        let compactor = Compactor(reader: LogReader(directory: options.walDirectory), onRequest: { window.remember($0) })
+        let compactor = Compactor(reader: LogReader(directory: options.walDirectory), maxPendingKeys: options.maxPendingKeys,
+                                  onRequest: { window.remember($0) })
         var configuration = LogConfiguration(directory: options.walDirectory, nodeID: LogKey(identity.id))
         configuration.segmentSizeBytes = options.segmentSizeBytes
         configuration.maxLogSizeBytes = options.maxLogSizeBytes

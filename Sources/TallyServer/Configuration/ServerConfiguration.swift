@@ -1,3 +1,4 @@
+import TallyCore
 import Foundation
 import Logging
 import TallyIngest
@@ -24,6 +25,8 @@ public struct ServerConfiguration: Sendable {
     /// When set, every route but /healthz needs `Authorization: Bearer <key>`.
     public var apiKeys: APIKeys?
     public var maxLogBytes: Int? = 8 << 30
+    /// The compactor's memory bound in pending (key, day) entries (`--max-pending-keys`).
+    public var maxPendingKeys = CountingNode.defaultMaxPendingKeys
     public var segmentSizeBytes = 64 << 20
     /// Where the gRPC front listens (`--grpc-listen`); nil: no gRPC front.
     public var grpcHost: String?

@@ -38,6 +38,11 @@ struct StatusRoutes: Sendable {
         if let limit = log.configuration.maxLogSizeBytes, log.sizeBytes > limit {
             return JSONResponse.error(.serviceUnavailable, "the log is over its disk budget (\(log.sizeBytes) of \(limit) bytes)")
         }
+        if status.overBudget {
+            return JSONResponse.error(.serviceUnavailable,
+                                      "compactor_over_budget: \(status.pendingKeys) pending keys reached --max-pending-keys "
+                                          + "(\(status.maxPendingKeys)); the rest waits in the log and is applied in slices")
+        }
         if status.lag() >= CheckpointerConfiguration.freshnessBound {
             let reason = status.lastError.map { "; last checkpoint error: \($0)" } ?? ""
             return JSONResponse.error(.serviceUnavailable,

@@ -43,6 +43,8 @@ public final class ServerMetrics: Sendable {
     private let logBudget: Gauge
     private let diskFull: Gauge
     private let diskError: Gauge
+    private let pendingKeysBudget: Gauge
+    private let overBudget: Gauge
 
     public init() {
         var requests: [Counter] = []
@@ -101,6 +103,11 @@ public final class ServerMetrics: Sendable {
             + "disk_error ends the process for a restart"
         diskFull = registry.makeGauge(name: "tally_log_stopped", labels: [("reason", "disk_full")], help: stoppedHelp)
         diskError = registry.makeGauge(name: "tally_log_stopped", labels: [("reason", "disk_error")], help: stoppedHelp)
+        pendingKeysBudget = registry.makeGauge(
+            name: "tally_pending_keys_budget", help: "The compactor's memory bound in pending (key, day) entries (--max-pending-keys)")
+        overBudget = registry.makeGauge(
+            name: "tally_compactor_over_budget",
+            help: "1 while the pending sums are at their bound: the rest waits in the log and is applied in slices")
     }
 
     public func countRequest(_ route: Route, status: Int) {
@@ -138,6 +145,8 @@ public final class ServerMetrics: Sendable {
         logBudget.set(Double(log.configuration.maxLogSizeBytes ?? 0))
         diskFull.set(log.diskFullReason == nil ? 0.0 : 1.0)
         diskError.set(log.stopReason.map { $0 == .closed ? 0.0 : 1.0 } ?? 0.0)
+        pendingKeysBudget.set(Double(status.maxPendingKeys))
+        overBudget.set(status.overBudget ? 1.0 : 0.0)
         return registry.emitToBuffer()
     }
 
