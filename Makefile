@@ -54,7 +54,7 @@ test: deps venv $(FAULTFS)
 
 ## soak: the end-to-end suites with 200 kill -9 rounds instead of 20, schemathesis with a fresh seed
 soak: deps venv $(FAULTFS)
-	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) TALLY_SOAK_ROUNDS=200 TALLY_MEMORY_BOUND_KEYS=2000000 TALLY_SCHEMATHESIS_SEED=$$RANDOM scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance'
+	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) TALLY_SOAK_ROUNDS=200 TALLY_MEMORY_BOUND_KEYS=2000000 TALLY_SATURATED_SECONDS=180 TALLY_SCHEMATHESIS_SEED=$$RANDOM scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance'
 
 ## openapi: embed openapi.yaml into the server after editing it
 openapi:

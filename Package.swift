@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "TallyCLITests",
             dependencies: [
-                "tally", "TallyLog", "TallyProtos",
+                "tally", "TallyLog", "TallyPostgres", "TallyProtos",
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]
         ),

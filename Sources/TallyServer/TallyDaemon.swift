@@ -68,6 +68,7 @@ public enum TallyDaemon {
         options.maxPendingKeys = configuration.maxPendingKeys
         options.requestRetention = configuration.idempotencyWindow
         options.frameObserver = { metrics.recordFrame($0) }
+        options.onCheckpointCommit = { metrics.recordCheckpoint($0) }
         let (logStops, logStopped) = AsyncStream.makeStream(of: LogError.self, bufferingPolicy: .bufferingNewest(1))
         options.onLogStateChange = { change in
             if case .stopped(let error) = change { logStopped.yield(error) }

@@ -25,6 +25,9 @@ final class LoadGenerator: Sendable {
 
     let port: Int
     let keys: [String]
+    /// Every request a key never used before (the ledger then keeps counts only, not keys):
+    /// the load that grows the pending table fastest.
+    let freshKeys: Bool
     private let stopping = Atomic(false)
     private let ledger = Mutex(Ledger())
     private let running = Atomic(0)
@@ -32,6 +35,13 @@ final class LoadGenerator: Sendable {
     init(port: Int, keys: [String]) {
         self.port = port
         self.keys = keys
+        freshKeys = false
+    }
+
+    init(port: Int, freshKeys: Void) {
+        self.port = port
+        self.keys = []
+        self.freshKeys = true
     }
 
     /// Starts `clients` threads that run until `stop()` or `maxDuration`, whichever is first.
@@ -52,17 +62,17 @@ final class LoadGenerator: Sendable {
                             continue
                         }
                     }
-                    let key = keys[Int.random(in: 0..<keys.count, using: &generator)]
+                    let key = freshKeys ? UUID().uuidString.lowercased() : keys[Int.random(in: 0..<keys.count, using: &generator)]
                     let value = Int.random(in: 1...1_000, using: &generator)
                     sent += 1
                     switch Self.post(connection, key: key, value: value) {
                     case .status(200):
-                        local.acknowledged[key, default: 0] += value
+                        if !freshKeys { local.acknowledged[key, default: 0] += value }
                         local.requestsAcknowledged += 1
                     case .status(let code):
                         local.refusedByStatus[code, default: 0] += 1
                     case .noAnswer:
-                        local.unanswered[key, default: 0] += value
+                        if !freshKeys { local.unanswered[key, default: 0] += value }
                         local.requestsUnanswered += 1
                         close(connection)
                         connection = -1

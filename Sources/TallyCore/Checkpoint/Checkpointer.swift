@@ -31,8 +31,8 @@ public final class Checkpointer: Sendable {
     private struct State {
         var position = Position.unverified
         var status = CheckpointerStatus()
-        /// Recent pass durations, for the deadline (how early to start).
-        var recentDurations: [Duration] = []
+        /// Learns pass durations against their rows, for the deadline (how early to start).
+        var predictor: PassPredictor
         /// The last `keepCheckpoints` confirmed LSNs, oldest first: segments are deleted only
         /// through the oldest, so a PostgreSQL that loses its last commits can be replayed.
         var recentConfirmed: [LSN] = []
@@ -45,7 +45,7 @@ public final class Checkpointer: Sendable {
     public let configuration: CheckpointerConfiguration
     private let logger: Logger
     private let io: BlockingExecutor
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// The log took appends before the first read of the stored LSN (its position was
     /// proven locally): what it took meanwhile is reported if the read disagrees after all.
     private let tookAppendsBeforeVerifying: Bool
@@ -63,6 +63,7 @@ public final class Checkpointer: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.io = BlockingExecutor(name: "tally-checkpoint-io")
+        state = Mutex(State(predictor: PassPredictor(baseMargin: configuration.deadlineMargin)))
         tookAppendsBeforeVerifying = log.holdReason == nil
     }
 
@@ -97,7 +98,10 @@ public final class Checkpointer: Sendable {
                 do {
                     try await checkpoint()
                     backoff = configuration.initialBackoff
-                    nextRegular = clock.now + configuration.interval
+                    // From the pass's start, which is when it took the table: what arrived
+                    // since then is the next pass's, and waits `interval` at most, not
+                    // `interval` plus this pass's duration.
+                    nextRegular = now + configuration.interval
                 } catch {
                     // Full jitter keeps many nodes from retrying in lockstep after an outage.
                     let jittered = Duration.milliseconds(Int64.random(in: 0...max(1, backoff.milliseconds)))
@@ -115,14 +119,17 @@ public final class Checkpointer: Sendable {
     }
 
     private func isDue(now: ContinuousClock.Instant, nextRegular: ContinuousClock.Instant) -> Bool {
-        let (known, expected) = state.withLock { state -> (Bool, Duration) in
+        let (known, predictor) = state.withLock { state -> (Bool, PassPredictor) in
             let known = if case .known = state.position { true } else { false }
-            return (known, state.recentDurations.max() ?? .zero)
+            return (known, state.predictor)
         }
         if !known || now >= nextRegular { return true }
         guard configuration.keepsFreshnessBound, let oldest = compactor.oldestPendingAt else { return false }
-        // Start early enough that the COMMIT lands within the bound of the oldest increment.
-        return now >= oldest + CheckpointerConfiguration.freshnessBound - expected - configuration.deadlineMargin
+        // Start early enough that the COMMIT lands within the bound of the oldest increment,
+        // predicting the pass from the rows it will carry: the more pending keys, the earlier.
+        let latestStart = predictor.latestStart(oldest: oldest, rows: compactor.pending.keys,
+                                                bound: CheckpointerConfiguration.freshnessBound)
+        return now >= latestStart - configuration.tick
     }
 
     /// One checkpoint pass, now. Throws when the sink failed or the node's position is
@@ -164,8 +171,9 @@ public final class Checkpointer: Sendable {
             // Over the compactor's memory bound the log is applied in LSN slices, each its own
             // checkpoint (and segment deletion), until the table reaches `durable`.
             for slice in 1...configuration.maxSlicesPerPass {
+                let sliceStarted = slice == 1 ? started : ContinuousClock.now
                 _ = try await io.run { [compactor] in try compactor.catchUp(through: durable) }
-                try await apply(after: checkpointLSN)
+                try await apply(after: checkpointLSN, startedAt: sliceStarted)
                 guard compactor.isBehind, slice < configuration.maxSlicesPerPass, !Task.isCancelled else { break }
                 checkpointLSN = try await verifiedPosition()
                 if slice == 1 {
@@ -283,7 +291,7 @@ public final class Checkpointer: Sendable {
         }
     }
 
-    private func apply(after checkpointLSN: LSN) async throws {
+    private func apply(after checkpointLSN: LSN, startedAt: ContinuousClock.Instant) async throws {
         let pendingSince = compactor.oldestPendingAt
         guard let table = compactor.take() else { return }
         precondition(table.baseLSN == checkpointLSN, "compactor base \(table.baseLSN) is not the checkpoint \(checkpointLSN)")
@@ -292,10 +300,18 @@ public final class Checkpointer: Sendable {
             let target = table.lastLSN
             do {
                 // Before anything can commit: a stored LSN above `attempted` is never ours.
+                let taken = ContinuousClock.now
                 if let fence { try await io.run { try fence.recordAttempt(target) } }
                 let plan = try await CheckpointPlan.make(table: table, node: configuration.node, sink: sink,
                                                          reader: LogReader(directory: log.configuration.directory), io: io)
+                let predicted = state.withLock { $0.predictor.duration(forRows: table.keyCount) }
+                let planned = ContinuousClock.now
                 try await sink.apply(plan.batch)
+                logger.debug("checkpoint committed", metadata: [
+                    "rows": "\(table.keyCount)", "before_take": "\(taken - startedAt)",
+                    "fence_and_plan": "\(planned - taken)", "transaction": "\(ContinuousClock.now - planned)"])
+                recordCommit(rows: table.keyCount, duration: ContinuousClock.now - startedAt, predicted: predicted,
+                             oldestPendingAt: pendingSince)
                 if !plan.droppedRequests.isEmpty {
                     state.withLock { $0.status.requestsDeduplicated += plan.droppedRequests.count }
                 }
@@ -368,11 +384,27 @@ public final class Checkpointer: Sendable {
             state.status.checkpointsCompleted += 1
             state.status.lastDuration = duration
             state.status.lastSuccessAt = .now
-            state.recentDurations.append(duration)
-            if state.recentDurations.count > 8 { state.recentDurations.removeFirst() }
             return wasDown
         }
         if wasDown { logger.notice("checkpoints are reaching PostgreSQL") }
+    }
+
+    /// A checkpoint transaction committed: teach the predictor, and report how old its
+    /// oldest increment was at the COMMIT (the freshness actually delivered).
+    private func recordCommit(rows: Int, duration: Duration, predicted: Duration,
+                              oldestPendingAt: ContinuousClock.Instant?) {
+        let age = oldestPendingAt.map { ContinuousClock.now - $0 }
+        state.withLock { state in
+            state.predictor.record(rows: rows, duration: duration, predicted: predicted)
+            if let age { state.status.lastFreshness = age }
+        }
+        configuration.onCommit?(CheckpointCommit(rows: rows, duration: duration, predicted: predicted, oldestAge: age))
+        if let age, age > CheckpointerConfiguration.freshnessBound {
+            logger.warning("a checkpoint committed increments older than 10 s", metadata: [
+                "age_seconds": "\(PassPredictor.seconds(age))", "rows": "\(rows)",
+                "duration_seconds": "\(PassPredictor.seconds(duration))",
+                "predicted_seconds": "\(PassPredictor.seconds(predicted))"])
+        }
     }
 
     private func recordFailure(_ error: any Error) {

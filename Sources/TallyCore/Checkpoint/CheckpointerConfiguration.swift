@@ -8,7 +8,8 @@ public struct CheckpointerConfiguration: Sendable {
     public var interval: Duration = .seconds(9)
     /// An acknowledged increment must be in PostgreSQL within this long.
     public static let freshnessBound: Duration = .seconds(10)
-    /// Safety margin subtracted from the freshness deadline.
+    /// Safety margin subtracted from the freshness deadline (`PassPredictor` adds the worst
+    /// recent underestimate of a pass's duration to it).
     public var deadlineMargin: Duration = .milliseconds(500)
     /// Retry backoff after a failed checkpoint: doubles from `initialBackoff` up to `maxBackoff`.
     public var initialBackoff: Duration = .milliseconds(200)
@@ -29,10 +30,26 @@ public struct CheckpointerConfiguration: Sendable {
         didSet { precondition(keepCheckpoints >= 1, "at least the last checkpoint is kept") }
     }
 
+    /// Told of every committed checkpoint transaction (metrics). Must not block.
+    public var onCommit: (@Sendable (CheckpointCommit) -> Void)?
+
     public init(node: UUID) {
         self.node = node
     }
 
     /// Whether the configured interval can keep the 10-second freshness promise.
     public var keepsFreshnessBound: Bool { interval < Self.freshnessBound }
+}
+
+/// One committed checkpoint transaction, as `CheckpointerConfiguration.onCommit` sees it.
+public struct CheckpointCommit: Sendable {
+    /// (key, day) rows it upserted.
+    public var rows: Int
+    /// From the start of its pass (or slice) to the COMMIT's answer.
+    public var duration: Duration
+    /// What `PassPredictor` expected that duration to be.
+    public var predicted: Duration
+    /// How long its oldest increment had been durable at the COMMIT: the freshness
+    /// delivered, which the promise bounds by 10 s. Nil when unknown.
+    public var oldestAge: Duration?
 }

@@ -10,6 +10,8 @@ public struct CheckpointerStatus: Sendable {
     public var checkpointsCompleted = 0
     public var checkpointsFailed = 0
     public var lastDuration: Duration?
+    /// Age of the oldest increment of the last committed checkpoint, at its COMMIT.
+    public var lastFreshness: Duration?
     public var lastSuccessAt: ContinuousClock.Instant?
     /// Absorbed but not yet checkpointed.
     public var pendingKeys = 0

@@ -38,6 +38,8 @@ public final class CountingNode: Sendable {
         public var frameObserver: (@Sendable (DurableFrame) -> Void)?
         /// Injected disk failures, for tests (see `LogFaults`).
         public var logFaults: LogFaults?
+        /// Told of every committed checkpoint transaction (metrics). Must not block.
+        public var onCheckpointCommit: (@Sendable (CheckpointCommit) -> Void)?
         /// How often a log that found the disk full probes for space.
         public var spaceProbeInterval: Duration = .seconds(1)
         /// Also told when the log's writability changes (after it is logged here), e.g. so
@@ -126,6 +128,7 @@ public final class CountingNode: Sendable {
         checkpointing.interval = options.checkpointInterval
         checkpointing.keepCheckpoints = options.keepCheckpoints
         checkpointing.requestRetention = options.requestRetention
+        checkpointing.onCommit = options.onCheckpointCommit
         if !checkpointing.keepsFreshnessBound {
             logger.warning("checkpoint interval is 10 s or more: PostgreSQL may be more than 10 s behind",
                            metadata: ["interval": "\(options.checkpointInterval)"])

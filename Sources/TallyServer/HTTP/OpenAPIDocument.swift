@@ -408,7 +408,7 @@ paths:
             application/json:
               schema:
                 type: object
-                required: [status, checkpoint_lag_seconds]
+                required: [status, checkpoint_lag_seconds, last_checkpoint_freshness_seconds]
                 additionalProperties: false
                 properties:
                   status:
@@ -416,6 +416,13 @@ paths:
                   checkpoint_lag_seconds:
                     type: number
                     minimum: 0
+                    description: How long the oldest increment not yet in PostgreSQL has waited.
+                  last_checkpoint_freshness_seconds:
+                    type: [number, "null"]
+                    minimum: 0
+                    description: |
+                      How long the oldest increment of the last committed checkpoint had been
+                      durable at its COMMIT (null before the first); the promise bounds it by 10 s.
         "401":
           $ref: "#/components/responses/Unauthorized"
         "503":

@@ -48,7 +48,9 @@ struct StatusRoutes: Sendable {
             return JSONResponse.error(.serviceUnavailable,
                                       "checkpoint lag \(String(format: "%.1f", lagSeconds)) s is over 10 s\(reason)")
         }
-        return JSONResponse.make(.ok, #"{"status":"ready","checkpoint_lag_seconds":\#(String(format: "%.3f", lagSeconds))}"#)
+        let freshness = status.lastFreshness.map { String(format: "%.3f", ServerMetrics.seconds($0)) } ?? "null"
+        return JSONResponse.make(.ok, #"{"status":"ready","checkpoint_lag_seconds":\#(String(format: "%.3f", lagSeconds)),"#
+            + #""last_checkpoint_freshness_seconds":\#(freshness)}"#)
     }
 
     func prometheus() -> Response {

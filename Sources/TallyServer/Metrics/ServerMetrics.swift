@@ -24,6 +24,7 @@ public final class ServerMetrics: Sendable {
     private let ackLatency: DurationHistogram
     private let syncLatency: DurationHistogram
     private let recordsPerFrame: ValueHistogram
+    private let checkpointFreshness: DurationHistogram
     private let rateLimited: Counter
     private let answeredOnEventLoop: Counter
     private let logBytes: Gauge
@@ -68,6 +69,11 @@ public final class ServerMetrics: Sendable {
         recordsPerFrame = registry.makeValueHistogram(
             name: "tally_log_records_per_frame", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384],
             help: "Records per group-commit frame")
+        checkpointFreshness = registry.makeDurationHistogram(
+            name: "tally_checkpoint_freshness_seconds",
+            buckets: [.milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(8), .seconds(9), .seconds(10),
+                      .seconds(12), .seconds(15), .seconds(30), .seconds(60)],
+            help: "Per committed checkpoint: how long its oldest increment had been durable at the COMMIT (the promise: at most 10 s)")
         rateLimited = registry.makeCounter(name: "tally_rate_limited_requests_total", help: "Requests refused with 429")
         answeredOnEventLoop = registry.makeCounter(
             name: "tally_http_increments_on_event_loop_total",
@@ -123,6 +129,11 @@ public final class ServerMetrics: Sendable {
     public func recordFrame(_ frame: DurableFrame) {
         syncLatency.record(frame.writeAndSyncDuration)
         recordsPerFrame.record(Double(frame.recordCount))
+    }
+
+    /// Called by the checkpointer after each COMMIT.
+    public func recordCheckpoint(_ commit: CheckpointCommit) {
+        if let age = commit.oldestAge { checkpointFreshness.record(age) }
     }
 
     /// Renders the text format, refreshing the gauges that are read rather than pushed.
