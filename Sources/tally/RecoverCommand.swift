@@ -44,6 +44,10 @@ struct RecoverCommand: AsyncParsableCommand {
     @Option(name: .customLong("as-node"), help: "A new, unused node id for --salvage-from.")
     var asNode: String?
 
+    @Option(name: .customLong("max-pending-keys"),
+            help: "Memory bound: each transaction applies at most this many (key, day) rows; a larger log is applied in slices. (default 15000000, about 1 GiB)")
+    var maxPendingKeys: Int?
+
     mutating func run() async throws {
         guard let wal = LogLocation.segmentDirectory(for: dataDirectory) else {
             throw ToolError("no log segments (*\(SegmentName.suffix)) found in or below \(dataDirectory)")
@@ -65,6 +69,18 @@ struct RecoverCommand: AsyncParsableCommand {
                                 fence: try Self.fence(besideLog: wal))
         recovery.acceptGap = acceptGap
         recovery.salvage = salvage
+        if let maxPendingKeys {
+            guard maxPendingKeys >= 1_000 else { throw ValidationError("--max-pending-keys must be at least 1000") }
+            recovery.maxPendingKeys = maxPendingKeys
+        }
+        // On a terminal, one line rewritten in place; otherwise (a log file) a line each time.
+        let terminal = isatty(STDERR_FILENO) == 1
+        recovery.progressIntervalSeconds = terminal ? 0.5 : 5
+        let verb = dryRun ? "reading" : "applying"
+        recovery.onProgress = { point in
+            let line = "\(verb): \(point.description)"
+            FileHandle.standardError.write(Data((terminal ? "\r\u{1B}[K" + line : line + "\n").utf8))
+        }
         let report: RecoveryReport
         do {
             report = try await recovery.run()
@@ -73,6 +89,7 @@ struct RecoverCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(3)
         }
+        if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(summary(report, wal: wal, salvage: salvage))
         if !report.unrecoverable.isEmpty { throw ExitCode(2) }
     }
@@ -100,7 +117,8 @@ struct RecoverCommand: AsyncParsableCommand {
                 + "the totals miss them")
         }
         if let range = report.appliedLSNs {
-            lines.append("\(verb): \(report.records) records, \(report.keys) keys, LSN \(range.lowerBound)-\(range.upperBound)")
+            let slices = report.slices > 1 ? " in \(report.slices) transactions" : ""
+            lines.append("\(verb): \(report.records) records, \(report.keys) keys, LSN \(range.lowerBound)-\(range.upperBound)\(slices)")
         } else {
             lines.append("\(verb): nothing (PostgreSQL already holds everything in the log)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TallyCore
 import TallyLog
@@ -52,6 +53,27 @@ import TallyPostgres
         let restarted = try await startNode(data.path, sink: PostgresCheckpointSink(client: client))
         #expect(restarted.log.openReport.nextLSN == 321)
         await restarted.log.close()
+    }
+
+    @Test func aLogLargerThanTheMemoryBoundIsAppliedInSlicesExactlyOnceWithProgress() async throws {
+        let data = TemporaryDirectory()
+        let (workload, _) = try await crashedNode(data)  // 320 records on 30 keys
+        let client = try await TestDatabase.migratedClient()
+        var recovery = Recovery(walDirectory: data.path + "/wal", sink: PostgresCheckpointSink(client: client), dryRun: false)
+        recovery.maxPendingKeys = 10
+        recovery.progressIntervalSeconds = 0
+        let progress = Mutex<[ProgressReport.Point]>([])
+        recovery.onProgress = { point in progress.withLock { $0.append(point) } }
+        let report = try await recovery.run()
+        #expect(report.slices >= 3, "30 keys under a bound of 10 need several transactions: \(report.slices)")
+        #expect(report.records == 320 && report.checkpointLSNAfter == 320)
+        #expect(try await TestDatabase.totals(workload.keys, client: client) == workload.expected)
+        let points = progress.withLock { $0 }
+        #expect(points.last?.lsn == 320 && points.last?.fraction == 1)
+        #expect(zip(points, points.dropFirst()).allSatisfy { $0.lsn <= $1.lsn })
+
+        #expect(try await recover(data).records == 0, "a second run applies nothing")
+        #expect(try await TestDatabase.totals(workload.keys, client: client) == workload.expected)
     }
 
     @Test func recoverCutsATornTailAndKeepsACopy() async throws {

@@ -172,7 +172,13 @@ public final class Checkpointer: Sendable {
             // checkpoint (and segment deletion), until the table reaches `durable`.
             for slice in 1...configuration.maxSlicesPerPass {
                 let sliceStarted = slice == 1 ? started : ContinuousClock.now
-                _ = try await io.run { [compactor] in try compactor.catchUp(through: durable) }
+                _ = try await io.run { [compactor, logger] in
+                    // A start-up on a large log reads for a while: say how far it got.
+                    let progress = ProgressReport(from: compactor.nextLSN ?? 1, to: durable, intervalSeconds: 5) { point in
+                        logger.notice("reading the log", metadata: ["progress": "\(point.description)"])
+                    }
+                    return try compactor.catchUp(through: durable, onProgress: progress.reached)
+                }
                 try await apply(after: checkpointLSN, startedAt: sliceStarted)
                 guard compactor.isBehind, slice < configuration.maxSlicesPerPass, !Task.isCancelled else { break }
                 checkpointLSN = try await verifiedPosition()

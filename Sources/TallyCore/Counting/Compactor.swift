@@ -140,9 +140,10 @@ public final class Compactor: Sendable {
     /// Reads from the segment files every record the table misses, up to `durableLSN`, or
     /// up to `maxPendingKeys` (then `isOverBudget`, and the next catch-up after a checkpoint
     /// reads the next slice). Blocking: call it from a thread that may block, never the
-    /// cooperative pool. Returns the number of records read.
+    /// cooperative pool. `onProgress` hears of the LSN reached every million records.
+    /// Returns the number of records read.
     @discardableResult
-    public func catchUp(through durableLSN: LSN) throws -> Int {
+    public func catchUp(through durableLSN: LSN, onProgress: ((LSN) -> Void)? = nil) throws -> Int {
         let opening: (lsn: LSN, room: Int)? = state.withLock { state in
             guard let table = state.table, state.hasGap || table.lastLSN < durableLSN else { return nil }
             return (table.nextLSN, maxPendingKeys - state.heldKeys)
@@ -153,34 +154,10 @@ public final class Compactor: Sendable {
             return 0
         }
         let start = opening.lsn
-        var addition = DeltaTable(after: start - 1)
-        var sliceEnded = false
-        if start <= durableLSN {
-            // A slice ends only between requests: a tagged request's records are counted (or
-            // dropped as a retry) together, by the checkpoint that holds its request entry.
-            var requestEnd: LSN?
-            do {
-                try reader.forEachEntry(from: start, through: durableLSN) { entry in
-                    switch entry {
-                    case .request(let request):
-                        addition.beginRequest(request)
-                        onRequest?(request)
-                        requestEnd = request.lastLSN
-                    case .record(let lsn, let record):
-                        addition.absorb(record, at: lsn)
-                        if lsn == requestEnd { requestEnd = nil }
-                        if requestEnd == nil && addition.keyCount >= opening.room && lsn < durableLSN {
-                            throw SliceFull()
-                        }
-                    }
-                }
-            } catch is SliceFull {
-                sliceEnded = true
-            }
-            guard sliceEnded || addition.lastLSN == durableLSN else {
-                throw CompactorError.logEndsEarly(expectedThrough: durableLSN, foundThrough: addition.lastLSN)
-            }
-        }
+        let slice = try LogSlice.read(from: reader, from: start, through: durableLSN, maxKeys: opening.room,
+                                      onRequest: onRequest, onProgress: onProgress)
+        let addition = slice.table
+        let sliceEnded = slice.endedEarly
         return state.withLock { state in
             // Live frames were ignored while `hasGap` was set, so the table is as we left it
             // unless a reset intervened; then this catch-up is stale and the next one redoes it.
@@ -280,9 +257,6 @@ public final class Compactor: Sendable {
         }
     }
 }
-
-/// Ends a catch-up's read at the memory bound.
-private struct SliceFull: Error {}
 
 public enum CompactorError: Error, CustomStringConvertible {
     case logEndsEarly(expectedThrough: LSN, foundThrough: LSN)

@@ -5,8 +5,9 @@ import TallyLog
 ///
 /// It takes the log directory's lock (so it never runs beside a daemon), cuts a torn tail
 /// the way the daemon would (keeping a `.broken` copy), applies every record after the
-/// stored checkpoint LSN in one compare-and-set transaction, reads the LSN back, and deletes
-/// the segments it covers, never the last one. On a corrupt log it applies the sound prefix
+/// stored checkpoint LSN in compare-and-set transactions of at most `maxPendingKeys` rows
+/// each (bounded memory on a log of any size), reads the LSN back, and deletes the segments
+/// it covers, never the last one. On a corrupt log it applies the sound prefix
 /// and stops before the first problem: nothing past a corruption is applied or deleted.
 /// Running it again applies nothing, because the checkpoint LSN has moved.
 ///
@@ -38,6 +39,11 @@ public struct Recovery {
     public var fence: CheckpointFence?
     public var acceptGap = false
     public var salvage: Salvage?
+    /// The memory bound: one slice (one transaction) holds at most this many (key, day) rows.
+    public var maxPendingKeys = CountingNode.defaultMaxPendingKeys
+    /// Told how far the apply has got, at most every `progressIntervalSeconds`.
+    public var onProgress: ((ProgressReport.Point) -> Void)?
+    public var progressIntervalSeconds = 5.0
 
     public init(walDirectory: String, sink: any CheckpointSink, dryRun: Bool, fence: CheckpointFence? = nil) {
         self.walDirectory = walDirectory
@@ -85,8 +91,13 @@ public struct Recovery {
                 throw RecoveryError.salvageBeforeLog(fromLSN: salvage.fromLSN, firstLSNOnDisk: firstOnDisk)
             }
             if checkpoint == soundEnd { return report }  // salvaged before: nothing more to do
-            guard checkpoint == 0 else { throw RecoveryError.salvageNodeInUse(node: salvage.node, checkpointLSN: checkpoint) }
-            applyFrom = salvage.fromLSN
+            if checkpoint == 0 {
+                applyFrom = salvage.fromLSN
+            } else if checkpoint >= salvage.fromLSN && checkpoint < soundEnd {
+                applyFrom = checkpoint + 1  // an earlier salvage stopped between slices: go on
+            } else {
+                throw RecoveryError.salvageNodeInUse(node: salvage.node, checkpointLSN: checkpoint)
+            }
         } else {
             if let marks = fence?.marks, checkpoint > marks.attempted {
                 throw RecoveryError.position(.movedElsewhere(storedLSN: checkpoint, knownLSN: marks.confirmed, logEnd: logEnd))
@@ -105,31 +116,36 @@ public struct Recovery {
             }
         }
 
-        if soundEnd >= applyFrom {
-            var table = DeltaTable(after: applyFrom - 1)
-            let reader = LogReader(directory: walDirectory)
-            try reader.forEachEntry(from: applyFrom, through: soundEnd) { entry in
-                switch entry {
-                case .request(let request): table.beginRequest(request)
-                case .record(let lsn, let record): table.absorb(record, at: lsn)
-                }
-            }
-            guard table.lastLSN == soundEnd else {
-                throw CompactorError.logEndsEarly(expectedThrough: soundEnd, foundThrough: table.lastLSN)
-            }
-            report.records = Int(table.lastLSN - table.baseLSN)
-            report.keys = table.keyCount
-            report.appliedLSNs = applyFrom...soundEnd
+        // In slices of at most `maxPendingKeys` keys, each its own compare-and-set
+        // transaction, so memory stays bounded on a log of any size; a run interrupted
+        // between slices is resumed by the next one from the LSN the last slice stored.
+        let reader = LogReader(directory: walDirectory)
+        let progress = ProgressReport(from: applyFrom, to: soundEnd, intervalSeconds: progressIntervalSeconds) { point in
+            onProgress?(point)
+        }
+        var from = applyFrom
+        var previous = checkpoint
+        while from <= soundEnd {
+            let slice = try LogSlice.read(from: reader, from: from, through: soundEnd, maxKeys: maxPendingKeys,
+                                          onProgress: progress.reached)
+            let table = slice.table
+            report.records += Int(table.lastLSN - table.baseLSN)
+            report.keys += table.keyCount
+            report.slices += 1
+            report.appliedLSNs = applyFrom...table.lastLSN
             if !dryRun {
                 let ownsFence = salvage == nil
-                if ownsFence { try fence?.recordAttempt(soundEnd) }
+                if ownsFence { try fence?.recordAttempt(table.lastLSN) }
                 var plan = try await CheckpointPlan.make(table: table, node: node, sink: sink, reader: reader, io: nil)
-                plan.batch.previousLSN = checkpoint  // across an accepted gap, or from a salvage row at 0
-                report.requestsDropped = plan.droppedRequests.count
+                plan.batch.previousLSN = previous  // across an accepted gap, or from a salvage row at 0
+                report.requestsDropped += plan.droppedRequests.count
                 try await sink.apply(plan.batch)
-                report.checkpointLSNAfter = try await sink.checkpointLSN(node: node)
-                if ownsFence { try fence?.recordConfirmed(report.checkpointLSNAfter) }
+                previous = try await sink.checkpointLSN(node: node)
+                report.checkpointLSNAfter = previous
+                if ownsFence { try fence?.recordConfirmed(previous) }
             }
+            from = table.lastLSN + 1
+            progress.reached(table.lastLSN)
         }
         if !dryRun && salvage == nil {
             report.deletedSegments = LogMaintenance.deleteApplied(inspection, through: report.checkpointLSNAfter).deletedSegments
@@ -148,7 +164,10 @@ public struct RecoveryReport: Sendable, Equatable {
     /// With `acceptGap`: the LSNs that are in neither the log nor PostgreSQL.
     public var acceptedGap: ClosedRange<LSN>?
     public var records = 0
+    /// (key, day) rows applied, summed over the slices (a key in two slices counts twice).
     public var keys = 0
+    /// Transactions the apply took (one per slice).
+    public var slices = 0
     /// Tagged requests not counted: their ids were already counted, or came twice.
     public var requestsDropped = 0
     public var tornTailBytes = 0
