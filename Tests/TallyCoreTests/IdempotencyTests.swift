@@ -93,10 +93,13 @@ import TallyLog
         let sink = MemorySink()
         var all: [LogRecord] = []
         do {
-            // A slow first sync: the tagged appends queue behind it and share the next frame.
             var config = LogConfiguration(directory: dir.path, nodeID: LogKey(testNode))
+            // The first frame's fdatasync waits until the three tagged appends are queued
+            // (the completion API queues before it returns), so they share the next frame.
+            let queued = DispatchSemaphore(value: 0)
+            let syncs = Atomic(0)
             config.faults = LogFaults(sync: {
-                usleep(100_000)
+                if syncs.add(1, ordering: .relaxed).newValue == 1 { queued.wait() }
                 return nil
             })
             let log = try Log.open(config)
@@ -105,14 +108,18 @@ import TallyLog
                 return records([first, first + 1])
             }
             all = batches.flatMap { $0 }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await log.append(batches[0]) }
-                try await Task.sleep(for: .milliseconds(20))
-                for (index, batch) in batches.enumerated().dropFirst() {
-                    group.addTask { try await log.append(batch, tag: RequestTag(id: "frame-\(index)", digest: 1)) }
+            let outcomes = Mutex<[Result<LSN, LogError>]>([])
+            log.append(Append(records: batches[0])) { result in outcomes.withLock { $0.append(result) } }
+            for _ in 0..<5_000 where syncs.load(ordering: .relaxed) == 0 { usleep(1_000) }
+            #expect(syncs.load(ordering: .relaxed) == 1, "the writer is inside the first fdatasync")
+            for (index, batch) in batches.enumerated().dropFirst() {
+                log.append(Append(records: batch, tag: RequestTag(id: "frame-\(index)", digest: 1))) { result in
+                    outcomes.withLock { $0.append(result) }
                 }
-                try await group.waitForAll()
             }
+            queued.signal()
+            for _ in 0..<5_000 where outcomes.withLock({ $0.count }) < 4 { try await Task.sleep(for: .milliseconds(1)) }
+            #expect(outcomes.withLock { $0 }.allSatisfy { if case .success = $0 { true } else { false } })
             await log.close()
             let frames = try SegmentContents.segmentPaths(in: dir.path).map { try SegmentContents.read(path: $0).scan.frames.count }
             #expect(frames.reduce(0, +) == 2, "the three tagged appends shared one frame")

@@ -10,10 +10,21 @@ import TallyPostgres
 /// test's own node or key, so tests running beside it are not disturbed.
 @Suite struct SinkFailureTests {
     /// Runs `;`-separated statements one by one (each with the extended protocol).
+    /// Runs DDL beside other tests' checkpoints. A trigger on `tally_checkpoints` takes a lock
+    /// that can deadlock with a concurrent checkpoint (PostgreSQL then aborts one of the
+    /// two): the statement is retried, a bounded number of times.
     private static func sql(_ statements: String, _ client: PostgresClient) async throws {
         let parts = statements.components(separatedBy: ";\n").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        _ = try await client.withConnection { connection in
-            for part in parts where !part.isEmpty { try connection.execute(part.hasSuffix(";") ? String(part.dropLast()) : part) }
+        for part in parts where !part.isEmpty {
+            let statement = part.hasSuffix(";") ? String(part.dropLast()) : part
+            for attempt in 1...10 {
+                do {
+                    try await client.withConnection { connection in _ = try connection.execute(statement) }
+                    break
+                } catch let error as PostgresError where error.sqlState == "40P01" && attempt < 10 {
+                    try await Task.sleep(for: .milliseconds(50 * attempt))
+                }
+            }
         }
     }
 
