@@ -9,6 +9,11 @@ import PackageDescription
 //          └─▶ TallyGRPC (gRPC) ───┬─▶ TallyIngest, TallyCore
 //                                  └─▶ TallyProtos (generated from Protos/; `make proto`)
 //   TallyServer ─▶ Hummingbird, Prometheus, ServiceLifecycle; TallyGRPC ─▶ grpc-swift-2
+// The request path's rooms skip runtime exclusivity checks in release builds: they cost
+// about 2 % of a request's CPU in a profile under load (BENCHMARKS.md), and debug builds,
+// which every test runs, keep them on to catch the violations they exist for.
+let requestPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "tally",
     platforms: [.macOS(.v15)],
@@ -36,11 +41,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        .target(name: "TallyLog", dependencies: ["CLZ4"]),
-        .target(name: "TallyCore", dependencies: ["TallyLog", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TallyLog", dependencies: ["CLZ4"], swiftSettings: requestPathSettings),
+        .target(name: "TallyCore", dependencies: ["TallyLog", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: requestPathSettings),
         .target(name: "TallyPostgres", dependencies: ["TallyCore", "CLibPQ"]),
         // What every front (HTTP, gRPC) applies before the log: API keys, rate limits, the strict parsers.
-        .target(name: "TallyIngest", dependencies: ["TallyCore"]),
+        .target(name: "TallyIngest", dependencies: ["TallyCore"], swiftSettings: requestPathSettings),
         .target(
             name: "TallyServer",
             dependencies: [
@@ -55,7 +61,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: requestPathSettings
         ),
         // The generated messages and stubs of Protos/ (committed; `make proto` regenerates).
         .target(

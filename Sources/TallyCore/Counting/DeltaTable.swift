@@ -29,7 +29,8 @@ public struct DeltaTable: Sendable, Equatable {
     public private(set) var baseLSN: LSN
     /// The last LSN absorbed (equal to `baseLSN` while empty).
     public private(set) var lastLSN: LSN
-    public private(set) var sums: [Cell: Int128]
+    /// The sums (open addressing: see `CellTable` for why not a `Dictionary`).
+    private var cells: CellTable
     /// The first and last day any absorbed record fell on (nil while empty): per-key reads
     /// look up only the days in between.
     public private(set) var days: ClosedRange<Day>?
@@ -51,13 +52,12 @@ public struct DeltaTable: Sendable, Equatable {
     public init(after baseLSN: LSN, expectedKeys: Int = 0) {
         self.baseLSN = baseLSN
         self.lastLSN = baseLSN
-        self.sums = [:]
-        if expectedKeys > 0 { sums.reserveCapacity(expectedKeys) }
+        self.cells = CellTable(minimumCapacity: expectedKeys)
     }
 
     public var isEmpty: Bool { lastLSN == baseLSN }
     /// Distinct (key, day) cells; one per key unless a key's records span midnight UTC.
-    public var keyCount: Int { sums.count }
+    public var keyCount: Int { cells.count }
     public var nextLSN: LSN { lastLSN + 1 }
 
     /// Opens a tagged request: the records `entry` covers, absorbed next, belong to it. A
@@ -85,7 +85,7 @@ public struct DeltaTable: Sendable, Equatable {
         }
         let day = Day(arrivalMillis: record.arrivalMillis)
         // Int128 cannot overflow here: it would take 2^64 records of Int64.max.
-        sums[Cell(key: record.key, day: day), default: 0] += Int128(record.value)
+        cells.add(Int128(record.value), key: record.key, day: day)
         include(day)
         lastLSN = lsn
     }
@@ -105,7 +105,8 @@ public struct DeltaTable: Sendable, Equatable {
     public mutating func append(_ later: DeltaTable) {
         precondition(later.baseLSN == lastLSN, "tables are not consecutive: \(lastLSN) then \(later.baseLSN)")
         precondition(openRequest == nil, "a request is still being absorbed")
-        for (cell, sum) in later.sums { sums[cell, default: 0] += sum }
+        cells.reserveCapacity(cells.count + later.cells.count)
+        later.cells.forEach { cell, sum in cells.add(sum, key: cell.key, day: cell.day) }
         for var request in later.requests {
             if request.state == .counted, requestIndex[request.entry.tag.id] != nil {
                 request.state = .duplicateCounted
@@ -127,12 +128,14 @@ public struct DeltaTable: Sendable, Equatable {
 
     /// Each key's sum over all its days (for tools and tests; checkpoints use `sortedDeltas`).
     public var keyTotals: [LogKey: Int128] {
-        sums.reduce(into: [:]) { $0[$1.key.key, default: 0] += $1.value }
+        var totals: [LogKey: Int128] = [:]
+        cells.forEach { cell, sum in totals[cell.key, default: 0] += sum }
+        return totals
     }
 
     /// What the table holds for `key` on `day`.
     public func sum(of key: LogKey, on day: Day) -> Int128 {
-        sums[Cell(key: key, day: day)] ?? 0
+        cells.sum(key: key, day: day)
     }
 
     /// What the table holds for `key`, over all days or those in `range`.
@@ -155,8 +158,8 @@ public struct DeltaTable: Sendable, Equatable {
     /// not count after all).
     public func sortedDeltas(excluding excluded: [Cell: Int128] = [:]) -> [KeyDelta] {
         var deltas: [KeyDelta] = []
-        deltas.reserveCapacity(sums.count)
-        for (cell, sum) in sums {
+        deltas.reserveCapacity(cells.count)
+        cells.forEach { cell, sum in
             let kept = sum - (excluded[cell] ?? 0)
             precondition(kept >= 0, "excluded more than the table holds for \(cell.key.uuidString) on \(cell.day)")
             if kept > 0 { deltas.append(KeyDelta(key: cell.key, day: cell.day, sum: kept)) }

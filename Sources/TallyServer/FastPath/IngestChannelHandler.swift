@@ -35,6 +35,8 @@ final class IngestChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let gate: RequestGate
         let serverName: String
         let idleTimeout: TimeAmount
+        /// Where answers ready on the log's writer thread are handed to each event loop.
+        let mailboxes = EventLoopMailboxes()
     }
 
     private let dependencies: Dependencies
@@ -46,6 +48,8 @@ final class IngestChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var flushedBeforeInputClosed: EventLoopFuture<Void>?
     private var responseHeaders: ResponseHeaders
     private var idleCheck: Scheduled<Void>?
+    /// This connection's event loop's mailbox (set when the handler is added).
+    private var mailbox: EventLoopMailbox?
 
     init(_ dependencies: Dependencies) {
         self.dependencies = dependencies
@@ -57,6 +61,7 @@ final class IngestChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        mailbox = dependencies.mailboxes.mailbox(for: context.eventLoop)
         if context.channel.isActive { scheduleIdleCheck(at: machine.lifecycle.firstIdleCheck, context: context) }
     }
 
@@ -184,12 +189,13 @@ final class IngestChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case .refuse(let refusal):
             write(refusal, to: reply, context: context)
         case .submit(let records, let tag):
-            let eventLoop = context.eventLoop
-            let handler = NIOLoopBound(self, eventLoop: eventLoop)
+            let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let mailbox = mailbox ?? dependencies.mailboxes.mailbox(for: context.eventLoop)
             // Not the body: its receive buffer need not live until the fdatasync.
             dependencies.ingest.submit(records, tag: tag) { outcome in
-                // On the log's writer thread (or a lookup task): hand it to the event loop.
-                eventLoop.execute { handler.value.ingested(outcome, for: reply) }
+                // On the log's writer thread (or a lookup task): hand it to the event loop,
+                // in one wake-up with the other answers of the same frame.
+                mailbox.post { handler.value.ingested(outcome, for: reply) }
             }
         }
     }
