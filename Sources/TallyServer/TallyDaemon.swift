@@ -20,6 +20,8 @@ public struct DaemonParts: Sendable {
     public let metrics: ServerMetrics
     public let configuration: ServerConfiguration
     public let logger: Logger
+    /// Set when a graceful stop begins (`DrainService`).
+    public let drain = DrainSignal()
 
     public init(node: CountingNode, reads: PostgresPool, metrics: ServerMetrics, configuration: ServerConfiguration,
                 logger: Logger) {
@@ -38,9 +40,9 @@ public struct DaemonParts: Sendable {
         reader = CountReader(persisted: store, compactor: node.compactor, node: node.identity.id)
     }
 
-    /// Whether the node takes writes now (`/readyz`'s first judgement; gRPC health).
+    /// Whether the node takes writes now and is not draining (`/readyz`'s first judgement; gRPC health).
     public var isReady: Bool {
-        node.log.acceptsAppends && node.checkpointer.status.positionError == nil
+        !drain.isDraining && node.log.acceptsAppends && node.checkpointer.status.positionError == nil
     }
 
     /// The arrival clock every front stamps records with.
@@ -48,9 +50,10 @@ public struct DaemonParts: Sendable {
 }
 
 /// `tally serve`: the counting node behind the HTTP API (and any other front the caller
-/// adds), run as a service group so that SIGTERM/SIGINT stop it in order — the fronts stop
-/// accepting and drain their requests, then the log closes (flushing what is queued) and a
-/// final checkpoint runs.
+/// adds), run as a service group so that SIGTERM/SIGINT stop it in order — `/readyz` turns
+/// 503 for the drain time while requests are still taken, then the fronts stop accepting and
+/// finish their requests, then the log closes (flushing what is queued) and a final
+/// checkpoint runs.
 public enum TallyDaemon {
     /// - Parameter fronts: more services to run beside the HTTP front, made from the shared
     ///   parts (the gRPC front); they are stopped before the counting core.
@@ -80,12 +83,14 @@ public enum TallyDaemon {
         let app = makeApplication(parts, onListening: onListening)
         let counting = CountingService(node: node, migrations: Migrations(client: client),
                                        finalCheckpointTimeout: configuration.shutdownTimeout - .seconds(2), logger: logger)
-        let services = [counting, app] + fronts(parts)
+        // Stopped in reverse order: the drain first, then the fronts, the counting core last.
+        let drain = DrainService(signal: parts.drain, drainTime: configuration.drainTime, logger: logger)
+        let services = [counting, app] + fronts(parts) + [drain]
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTime + configuration.shutdownTimeout
         let group = ServiceGroup(configuration: groupConfiguration)
         // A log stopped by a disk error takes nothing more until reopened: shut down as on
         // SIGTERM (drain, final checkpoint of what is durable) and exit non-zero, so that a
@@ -135,7 +140,8 @@ extension TallyDaemon {
         let logger = parts.logger
         let counts = CountRoutes(reader: parts.reader, store: parts.store)
         let router = TallyRouter.build(node: parts.node, ingest: parts.ingest, metrics: parts.metrics, gate: parts.gate,
-                                       intake: parts.intake, counts: counts, benchRoutes: configuration.benchRoutes)
+                                       intake: parts.intake, counts: counts, drain: parts.drain,
+                                       benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"
         let increments = IngestChannelHandler.Dependencies(

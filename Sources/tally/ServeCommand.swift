@@ -16,11 +16,12 @@ struct ServeCommand: AsyncParsableCommand {
             TALLY_CHECKPOINT_INTERVAL, TALLY_NODE_ID, TALLY_MAX_BODY_BYTES, TALLY_MAX_BATCH_INCREMENTS, \
             TALLY_MAX_BATCH_BYTES, TALLY_IDEMPOTENCY_WINDOW, TALLY_RATE_LIMIT, \
             TALLY_RATE_BURST, TALLY_TRUSTED_PROXY (comma-separated), TALLY_API_KEYS_FILE, \
-            TALLY_MAX_LOG_BYTES, TALLY_MAX_PENDING_KEYS, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
+            TALLY_MAX_LOG_BYTES, TALLY_MAX_PENDING_KEYS, TALLY_KEEP_CHECKPOINTS, TALLY_READ_CONNECTIONS, \
+            TALLY_DRAIN_TIME, TALLY_LOG_LEVEL, TALLY_LOG_FORMAT. The command line wins. \
             Durations take ms, s, m or h (9s, 500ms, 1m); sizes take B, KiB, MiB, GiB or KB, MB, GB.
 
-            SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the log, run a \
-            final checkpoint, exit 0.
+            SIGTERM or SIGINT: answer /readyz with 503 for --drain-time while still taking requests, \
+            then stop accepting, finish requests in flight, flush the log, run a final checkpoint, exit 0.
             """
     )
 
@@ -87,6 +88,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("read-connections"),
             help: "PostgreSQL connections, each on a thread of its own, that serve the read routes. (default 4)")
     var readConnections: Int?
+
+    @Option(name: .customLong("drain-time"),
+            help: "After SIGTERM, how long /readyz answers 503 while requests are still taken, so that a load balancer moves away before the listener closes; set it above the balancer's health-check interval times its fall count. (TALLY_DRAIN_TIME; default 0s)")
+    var drainTime: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. (default info)")
     var logLevel: String?
@@ -195,6 +200,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let connections = readConnections ?? environment["TALLY_READ_CONNECTIONS"].flatMap(Int.init) {
             guard (1...64).contains(connections) else { throw ValidationError("--read-connections must be 1…64") }
             configuration.readConnections = connections
+        }
+        if let text = setting(drainTime, "TALLY_DRAIN_TIME") {
+            guard let drain = ValueParsing.duration(text), drain <= .seconds(60) else {
+                throw ValidationError("--drain-time: \(text) is not a duration from 0s to 60s")
+            }
+            configuration.drainTime = drain
         }
         configuration.benchRoutes = benchRoutes
         Self.raiseDescriptorLimit(logger: logger)

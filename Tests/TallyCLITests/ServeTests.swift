@@ -23,6 +23,33 @@ import Testing
         #expect(daemon.log.contains("final checkpoint done"))
     }
 
+    /// With --drain-time, SIGTERM first turns /readyz to 503 while increments are still taken,
+    /// so that a balancer checking /readyz moves away before the listener closes.
+    @Test func sigtermWithADrainTimeSaysNotReadyBeforeItStopsListening() async throws {
+        let data = TemporaryDirectory()
+        let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--drain-time", "2s"])
+        try await daemon.waitUntilServing()
+        #expect(try daemon.get("/readyz").status == 200)
+        let key = UUID().uuidString.lowercased()
+        let signalled = ContinuousClock.now
+        kill(daemon.pid, SIGTERM)
+        // Within the drain: not ready, with the reason, and still taking increments.
+        var readyz = (status: 0, body: "")
+        for _ in 0..<20 {
+            readyz = try daemon.get("/readyz")
+            if readyz.status == 503 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(readyz.status == 503 && readyz.body.contains("draining"), "\(readyz)")
+        #expect(try daemon.increment(key, 7) == 200, "a draining node still takes increments")
+        #expect(try daemon.get("/healthz").status == 200)
+        #expect(ContinuousClock.now - signalled < .milliseconds(1800), "the checks above ran inside the drain")
+        let status = try await daemon.waitForExit(seconds: 15)
+        #expect(status == 0, "\(daemon.log)")
+        #expect(ContinuousClock.now - signalled >= .seconds(2), "the listener stayed open for the drain time")
+        #expect(try Daemon.psql("SELECT total FROM tally_counts WHERE key = '\(key)'") == "7")
+    }
+
     @Test func aSecondDaemonOnTheSameDataDirectoryIsRefused() async throws {
         let data = TemporaryDirectory()
         let first = try Daemon(dataDirectory: data.path + "/node")

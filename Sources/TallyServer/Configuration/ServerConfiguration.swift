@@ -37,8 +37,11 @@ public struct ServerConfiguration: Sendable {
     public var keepCheckpoints = 2
     /// Connections idle this long are closed (slow or abandoned clients hold nothing).
     public var idleTimeout: Duration = .seconds(30)
-    /// Upper bound on the whole graceful stop (drain, final checkpoint).
+    /// Upper bound on the graceful stop after the drain (requests in flight, final checkpoint).
     public var shutdownTimeout: Duration = .seconds(9)
+    /// After SIGTERM, how long `/readyz` answers 503 (`draining`) while the node still takes
+    /// requests, so that load balancers move away before the listeners close. Zero: close at once.
+    public var drainTime: Duration = .zero
     /// Adds `GET|POST /bench/ceiling`, a plain 200 with no work, to measure the HTTP ceiling.
     public var benchRoutes = false
 

@@ -400,7 +400,10 @@ paths:
       tags: [operations]
       operationId: readiness
       summary: Whether this node takes increments and PostgreSQL is less than 10 s behind it.
-      description: A balancer sends traffic only to ready nodes. Never rate limited.
+      description: >-
+        A balancer sends traffic only to ready nodes. After SIGTERM the node answers 503
+        (`draining: …`) for its `--drain-time` while it still takes requests, so that the
+        balancer moves away before it stops listening. Never rate limited.
       responses:
         "200":
           description: Ready.

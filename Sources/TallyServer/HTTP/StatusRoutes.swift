@@ -8,14 +8,20 @@ struct StatusRoutes: Sendable {
     let log: Log
     let checkpointer: Checkpointer
     let metrics: ServerMetrics
+    let drain: DrainSignal
 
     /// The process is alive (and answering HTTP).
     func health() -> Response {
         JSONResponse.make(.ok, #"{"status":"alive"}"#)
     }
 
-    /// Ready when the log takes writes and PostgreSQL is less than 10 s behind.
+    /// Ready when the node is not stopping, the log takes writes and PostgreSQL is less than
+    /// 10 s behind.
     func readiness() -> Response {
+        if drain.isDraining {
+            return JSONResponse.error(.serviceUnavailable,
+                                      "draining: this node is stopping (SIGTERM); it still answers requests until its listener closes")
+        }
         let status = checkpointer.status
         let lagSeconds = ServerMetrics.seconds(status.lag())
         if let stopped = log.stopReason {

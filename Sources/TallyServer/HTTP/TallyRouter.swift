@@ -9,7 +9,7 @@ import TallyLog
 /// gate and the same answers.)
 enum TallyRouter {
     static func build(node: CountingNode, ingest: Ingest, metrics: ServerMetrics, gate: RequestGate,
-                      intake: IncrementIntake, counts: CountRoutes, benchRoutes: Bool)
+                      intake: IncrementIntake, counts: CountRoutes, drain: DrainSignal, benchRoutes: Bool)
         -> Router<TallyRequestContext>
     {
         let router = Router(context: TallyRequestContext.self)
@@ -30,7 +30,7 @@ enum TallyRouter {
         router.get("/reports/daily") { request, context in await counts.dailyReport(request, context: context) }
         router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
 
-        let status = StatusRoutes(log: node.log, checkpointer: node.checkpointer, metrics: metrics)
+        let status = StatusRoutes(log: node.log, checkpointer: node.checkpointer, metrics: metrics, drain: drain)
         router.get("/healthz") { _, _ in status.health() }
         router.get("/readyz") { _, _ in status.readiness() }
         router.get("/metrics") { _, _ in status.prometheus() }
