@@ -15,8 +15,11 @@ BENCH_PACKAGES := wrk nginx-light redis-server
 # faultfs (Tests/Tools/faultfs): the FUSE filesystem the disk-failure tests run the daemon on.
 FAULTFS := .build/faultfs
 FAULTFS_PACKAGES := fuse3 libfuse3-dev gcc
+# The fleet: pg_auto_failover, the balancer, and what checks the deploy/ files.
+FLEET_PACKAGES := postgresql-15-auto-failover haproxy prometheus systemd
 
-.PHONY: deps install-packages venv build release test soak run bench openapi proto db-up db-down db-clear clean
+.PHONY: deps install-packages fleet-packages venv build release test check-deploy soak run bench openapi proto \
+	db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
@@ -43,6 +46,9 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PYTHON_TEST_TOOLS)
 	touch $@
 
+fleet-packages:
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FLEET_PACKAGES)"
+
 $(FAULTFS): Tests/Tools/faultfs/faultfs.c
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(FAULTFS_PACKAGES)"
 	mkdir -p $(dir $@)
@@ -51,11 +57,12 @@ $(FAULTFS): Tests/Tools/faultfs/faultfs.c
 ## test: every test, against a throw-away PostgreSQL started and stopped here. The suites
 ## that drive the real binary (TallyCLITests: load, kill -9, a saturated machine) run one at
 ## a time after the others, so that no timing promise is measured under another test's load.
-test: deps venv $(FAULTFS)
+test: deps venv fleet-packages $(FAULTFS)
 	$(SWIFT) build --build-tests
 	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) scripts/with-test-postgres.sh bash -c '\
 	  $(SWIFT) test --skip-build --skip TallyCLITests $(SWIFT_TEST_FLAGS) && \
 	  $(SWIFT) test --skip-build --filter TallyCLITests --no-parallel $(SWIFT_TEST_FLAGS)'
+	scripts/check-deploy.sh
 
 ## soak: the end-to-end suites, longer: 200 kill -9 rounds instead of 20, 2 M fresh keys against
 ## the memory bound, 180 s of saturated freshness, schemathesis with a fresh seed
@@ -63,6 +70,10 @@ soak: deps venv $(FAULTFS)
 	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) TALLY_SOAK_ROUNDS=200 TALLY_MEMORY_BOUND_KEYS=2000000 \
 	  TALLY_SATURATED_SECONDS=180 TALLY_SCHEMATHESIS_SEED=$$RANDOM \
 	  scripts/with-test-postgres.sh $(SWIFT) test --filter 'EndToEnd|OpenAPIConformance' --no-parallel
+
+## check-deploy: promtool (config, rules, rule unit tests, dashboard queries), systemd-analyze, haproxy -c
+check-deploy: fleet-packages
+	scripts/check-deploy.sh
 
 ## openapi: embed openapi.yaml into the server after editing it
 openapi:
