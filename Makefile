@@ -17,9 +17,12 @@ FAULTFS := .build/faultfs
 FAULTFS_PACKAGES := fuse3 libfuse3-dev gcc
 # The fleet: pg_auto_failover, the balancer, and what checks the deploy/ files.
 FLEET_PACKAGES := postgresql-15-auto-failover haproxy prometheus systemd
+# The local fleet (make cluster): its directory, and the binary its nodes run.
+CLUSTER_DIR ?= data/cluster
+export CLUSTER_DIR
 
 .PHONY: deps install-packages fleet-packages venv build release test check-deploy soak run bench openapi proto \
-	db-up db-down db-clear clean
+	cluster cluster-down db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
 deps:
@@ -90,6 +93,15 @@ proto: deps
 ## run: local PostgreSQL under data/postgres, then the daemon (release build): HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:9090
 run: deps db-up release
 	.build/release/tally serve --data-dir data --database-url $(LOCAL_DATABASE_URL) --grpc-listen 127.0.0.1:9090
+
+## cluster: a local fleet under $(CLUSTER_DIR): pg_auto_failover, three nodes, HAProxy, Prometheus (docs/operations.md)
+cluster: deps fleet-packages
+	@if [ -z "$$TALLY_BIN" ]; then $(SWIFT) build -c release --product tally; fi
+	scripts/cluster.sh up
+
+## cluster-down: stop everything `make cluster` started (its data stays in $(CLUSTER_DIR))
+cluster-down:
+	scripts/cluster.sh down
 
 ## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
 bench: deps
