@@ -21,7 +21,7 @@ FLEET_PACKAGES := postgresql-15-auto-failover haproxy prometheus systemd
 CLUSTER_DIR ?= data/cluster
 export CLUSTER_DIR
 
-.PHONY: deps install-packages fleet-packages venv build release test check-deploy soak run bench openapi proto \
+.PHONY: deps install-packages fleet-packages venv build release test check-deploy fleet-test soak run bench openapi proto \
 	cluster cluster-down db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
@@ -66,6 +66,7 @@ test: deps venv fleet-packages $(FAULTFS)
 	  $(SWIFT) test --skip-build --skip TallyCLITests $(SWIFT_TEST_FLAGS) && \
 	  $(SWIFT) test --skip-build --filter TallyCLITests --no-parallel $(SWIFT_TEST_FLAGS)'
 	scripts/check-deploy.sh
+	$(MAKE) --no-print-directory fleet-test
 
 ## soak: the end-to-end suites, longer: 200 kill -9 rounds instead of 20, 2 M fresh keys against
 ## the memory bound, 180 s of saturated freshness, schemathesis with a fresh seed
@@ -77,6 +78,11 @@ soak: deps venv $(FAULTFS)
 ## check-deploy: promtool (config, rules, rule unit tests, dashboard queries), systemd-analyze, haproxy -c
 check-deploy: fleet-packages
 	scripts/check-deploy.sh
+
+## fleet-test: three nodes, HAProxy and pg_auto_failover on loopback, killed under load (about 3 minutes)
+fleet-test: deps fleet-packages
+	$(SWIFT) build --product tally
+	python3 Tests/Fleet/fleet_test.py --tally-bin "$$($(SWIFT) build --show-bin-path)/tally"
 
 ## openapi: embed openapi.yaml into the server after editing it
 openapi:
