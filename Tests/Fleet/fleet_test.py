@@ -563,9 +563,63 @@ class Test:
         self.check({r["metric"]["instance"] for r in scraped} == wanted, "Prometheus has no Tally series from %s" % (
             wanted - {r["metric"]["instance"] for r in scraped}))
         self.check(fleet.prometheus_query('up{job="haproxy"} == 1'), "Prometheus does not scrape HAProxy")
+        # Every metric the alert rules and the dashboard name must exist in a real Prometheus
+        # scraping a real fleet (promtool checks only the syntax): a misspelt name would
+        # leave an alert silent forever. The metrics of the fleet release may be missing
+        # from an older daemon; they are reported, not failed.
+        expressions = rule_expressions(os.path.join(REPO, "deploy/prometheus/tally-alerts.yml")) + [
+            t.get("expr", "") for t in dashboard_targets(os.path.join(REPO, "deploy/grafana/tally-dashboard.json"))]
+        text = re.sub(r'"[^"]*"', "", " ".join(expressions))  # label values such as proxy="tally_alive"
+        names = set(re.findall(r"\b((?:tally|haproxy)_[a-z0-9_]+)", text))
+        status, body = http_get(fleet.prometheus + "/api/v1/label/__name__/values", timeout=5)
+        exported = set(json.loads(body)["data"]) if status == 200 else set()
+        pending = {name for name in names if any(name.startswith(p) for p in FLEET_RELEASE_METRICS)}
+        self.check(not (names - exported - pending), "alert rules or dashboard name metrics nobody exports: %s" % sorted(
+            names - exported - pending))
+        missing = sorted(pending - exported)
+        self.note("the alert rules and the dashboard name %d metrics, all exported%s" % (
+            len(names), "" if not missing else " but these of the fleet release, not yet by this daemon: %s" % ", ".join(missing)))
         peaks = fleet.prometheus_query("max_over_time(tally_checkpoint_lag_seconds[15m])")
         self.note("Prometheus scraped all 3 nodes and HAProxy; its highest checkpoint lag per node: %s" % ", ".join(
             "%s %.1f s" % (r["metric"]["instance"], float(r["value"][1])) for r in sorted(peaks, key=lambda r: r["metric"]["instance"])))
+
+
+# Metrics of the daemon's fleet release that the rules and the dashboard already use.
+FLEET_RELEASE_METRICS = ("tally_checkpoint_freshness_seconds", "tally_log_budget_bytes", "tally_log_stopped",
+                         "tally_pending_keys_budget", "tally_compactor_over_budget")
+
+
+def rule_expressions(path):
+    """The `expr` of every rule (one line, or a `|` block), without a YAML parser."""
+    expressions, lines = [], open(path).read().splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)expr:\s*(.*)$", line)
+        if not match:
+            continue
+        if match.group(2).strip() != "|":
+            expressions.append(match.group(2))
+            continue
+        block = []
+        for following in lines[index + 1:]:
+            if following.strip() and len(following) - len(following.lstrip()) <= len(match.group(1)):
+                break
+            block.append(following)
+        expressions.append("\n".join(block))
+    return expressions
+
+
+def dashboard_targets(path):
+    def walk(panels):
+        for panel in panels or []:
+            yield panel
+            yield from walk(panel.get("panels"))
+    dashboard = json.load(open(path))
+    for panel in walk(dashboard.get("panels")):
+        yield from panel.get("targets") or []
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        if isinstance(query, dict):
+            yield {"expr": query.get("query", "")}
 
 
 def leftovers(directory):
