@@ -265,5 +265,5 @@ start-db) load_env; "$repo/scripts/pg-formation.sh" start "$D/pg" ;;
 status) cmd_status ;;
 env) load_env; DATABASE_URL=$("$repo/scripts/pg-formation.sh" url "$D/pg"); print_env ;;
 down) cmd_down ;;
-*) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

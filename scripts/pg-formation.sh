@@ -120,7 +120,7 @@ EOF
 }
 
 # The monitor's defaults take about 50 s to fail over (20 s before a node is unhealthy,
-# 30 s before a primary that cannot be reached is demoted). These bring it to about 6-7 s
+# 30 s before a primary that cannot be reached is demoted). These bring it to 7-11 s
 # on loopback: health checks every second, a node unhealthy after 3 s, demoted after 3 s.
 MONITOR_SETTINGS="pgautofailover.health_check_period = 1000
 pgautofailover.health_check_timeout = 1000
