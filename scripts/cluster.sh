@@ -64,11 +64,11 @@ init_env() {
 node_port() { local v="NODE${1}_PORT"; echo "${!v}"; }
 check_node() { case ${1:-} in 1 | 2 | 3) ;; *) die "node must be 1, 2 or 3" ;; esac; }
 
-wait_http() { # url seconds [status]
-	local i code
+answers() { [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null || true)" = 200 ]; }
+wait_http() { # url seconds
+	local i
 	for ((i = 0; i < $2 * 10; i++)); do
-		code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null || true)
-		[ "$code" = "${3:-200}" ] && return 0
+		answers "$1" && return 0
 		sleep 0.1
 	done
 	return 1
@@ -99,7 +99,7 @@ start_node() {
 	if [ -n "$pid" ]; then say "node $n is already running (pid $pid)"; return 0; fi
 	write_node_env "$n"
 	mkdir -p "$D/node$n"
-	rm -f "$D/pids/node$n.exit"
+	rm -f "$D/pids/node$n.pid" "$D/pids/node$n.exit"
 	# A small shell waits for the node and writes its exit status; the node itself is its
 	# child, so signals go to the PID in node$n.pid, never to the shell. setsid: a Ctrl-C in
 	# the terminal that ran `up` does not reach the fleet. --data-dir repeats the env file's
@@ -107,11 +107,16 @@ start_node() {
 	setsid bash -c 'set -a; . "$1"; set +a; "$2" serve --data-dir "$5" & echo $! >"$3"; wait $!; echo $? >"$4"' \
 		node "$D/node$n.env" "$TALLY_BIN" "$D/pids/node$n.pid" "$D/pids/node$n.exit" "$D/node$n" \
 		</dev/null >>"$D/log/node$n.log" 2>&1 &
-	for _ in $(seq 1 50); do [ -s "$D/pids/node$n.pid" ] && break; sleep 0.1; done
-	if ! wait_http "http://127.0.0.1:$(node_port "$n")/healthz" 60; then
-		tail -n 20 "$D/log/node$n.log" >&2
-		die "node $n did not answer /healthz within 60 s (log: $D/log/node$n.log)"
-	fi
+	# Serving, or gone (a bad setting, a refused log): whichever comes first, within 60 s.
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -s "$D/pids/node$n.pid" ] && answers "http://127.0.0.1:$(node_port "$n")/healthz" && break
+		if [ -s "$D/pids/node$n.exit" ] || ((i == 599)); then
+			tail -n 20 "$D/log/node$n.log" >&2
+			die "node $n is not serving (exit status $(cat "$D/pids/node$n.exit" 2>/dev/null || echo none); log: $D/log/node$n.log)"
+		fi
+		sleep 0.1
+	done
 	say "node $n: pid $(cat "$D/pids/node$n.pid"), http://127.0.0.1:$(node_port "$n")"
 }
 
