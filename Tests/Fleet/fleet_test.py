@@ -585,8 +585,7 @@ class Test:
 
 
 # Metrics of the daemon's fleet release that the rules and the dashboard already use.
-FLEET_RELEASE_METRICS = ("tally_checkpoint_freshness_seconds", "tally_log_budget_bytes", "tally_log_stopped",
-                         "tally_pending_keys_budget", "tally_compactor_over_budget")
+FLEET_RELEASE_METRICS = ()
 
 
 def rule_expressions(path):
