@@ -60,11 +60,13 @@ $(FAULTFS): Tests/Tools/faultfs/faultfs.c
 ## test: every test, against a throw-away PostgreSQL started and stopped here. The suites
 ## that drive the real binary (TallyCLITests: load, kill -9, a saturated machine) run one at
 ## a time after the others, so that no timing promise is measured under another test's load.
+## Each phase has a time limit, so a hung test fails the run with its name on screen (output is
+## line-buffered) instead of running into CI's limit; a cold run takes about 30 minutes here.
 test: deps venv fleet-packages $(FAULTFS)
 	$(SWIFT) build --build-tests
 	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) scripts/with-test-postgres.sh bash -c '\
-	  $(SWIFT) test --skip-build --skip TallyCLITests $(SWIFT_TEST_FLAGS) && \
-	  $(SWIFT) test --skip-build --filter TallyCLITests --no-parallel $(SWIFT_TEST_FLAGS)'
+	  timeout -k 30 20m stdbuf -oL $(SWIFT) test --skip-build --skip TallyCLITests $(SWIFT_TEST_FLAGS) && \
+	  timeout -k 30 30m stdbuf -oL $(SWIFT) test --skip-build --filter TallyCLITests --no-parallel $(SWIFT_TEST_FLAGS)'
 	scripts/check-deploy.sh
 	$(MAKE) --no-print-directory fleet-test
 

@@ -54,7 +54,10 @@ import TallyLog
             compactor.settle(.committed)
             slices += 1
             if !compactor.isBehind && merged.lastLSN == 1_000 { break }
-            #expect(slices < 100)
+            guard slices < 100 else {
+                Issue.record("the catch-up did not end within 100 slices")
+                break
+            }
         }
         #expect(slices > 10)
         var replayed = DeltaTable(after: 0)
