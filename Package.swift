@@ -85,9 +85,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // UUIDv5 keys of names ("GET /users/{id}") in Tally's namespace: no dependencies, so the
+        // `tally` tool and every client agree on one implementation.
+        .target(name: "TallyKeyNames"),
         .executableTarget(
             name: "tally",
             dependencies: [
+                "TallyKeyNames",
                 "TallyLog",
                 "TallyCore",
                 "TallyIngest",

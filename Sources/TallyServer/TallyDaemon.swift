@@ -15,6 +15,8 @@ public struct DaemonParts: Sendable {
     public let ingest: Ingest
     public let reader: CountReader
     public let store: PostgresCountStore
+    /// Key names (`PUT /keys/{key}`), on a connection of their own: the read pool is read-only.
+    public let names: PostgresKeyNames
     public let gate: RequestGate
     let intake: IncrementIntake
     public let metrics: ServerMetrics
@@ -36,6 +38,7 @@ public struct DaemonParts: Sendable {
         intake = IncrementIntake(maxBodyBytes: configuration.maxBodyBytes, maxBatchBytes: configuration.maxBatchBytes,
                                  maxBatchIncrements: configuration.maxBatchIncrements)
         store = PostgresCountStore(pool: reads)
+        names = PostgresKeyNames(connections: PostgresKeyNames.daemonClient(url: configuration.databaseURL))
         ingest = Ingest(log: node.log, window: node.requestWindow, lookup: store)
         reader = CountReader(persisted: store, compactor: node.compactor, node: node.identity.id)
     }
@@ -139,8 +142,9 @@ extension TallyDaemon {
         let configuration = parts.configuration
         let logger = parts.logger
         let counts = CountRoutes(reader: parts.reader, store: parts.store)
+        let names = KeyNameRoute(names: parts.names, maxBodyBytes: configuration.maxBodyBytes)
         let router = TallyRouter.build(node: parts.node, ingest: parts.ingest, metrics: parts.metrics, gate: parts.gate,
-                                       intake: parts.intake, counts: counts, drain: parts.drain,
+                                       intake: parts.intake, counts: counts, names: names, drain: parts.drain,
                                        benchRoutes: configuration.benchRoutes)
         let idleSeconds = max(1, Int64(configuration.idleTimeout.components.seconds))
         let serverName = "tally"

@@ -6,6 +6,6 @@ struct Tally: AsyncParsableCommand {
         commandName: "tally",
         abstract: "A durable counter daemon and the tools to inspect its write-ahead log.",
         subcommands: [ServeCommand.self, DumpCommand.self, VerifyCommand.self, RecoverCommand.self, MigrateCommand.self,
-                      ReportCommand.self]
+                      ReportCommand.self, KeyCommand.self]
     )
 }

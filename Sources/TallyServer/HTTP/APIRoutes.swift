@@ -18,6 +18,7 @@ enum APIRoutes {
         Route(template: "/counts/{key}/daily", methods: [.get], metric: .countsDaily),
         Route(template: "/counts/{key}/period", methods: [.get], metric: .countsPeriod),
         Route(template: "/reports/daily", methods: [.get], metric: .reportsDaily),
+        Route(template: "/keys/{key}", methods: [.put], metric: .keys),
         Route(template: "/healthz", methods: [.get], metric: .healthz),
         Route(template: "/readyz", methods: [.get], metric: .readyz),
         Route(template: "/metrics", methods: [.get], metric: .metrics),

@@ -376,6 +376,58 @@ paths:
           $ref: "#/components/responses/RateLimited"
         "503":
           $ref: "#/components/responses/Unavailable"
+  /keys/{key}:
+    put:
+      tags: [writes]
+      operationId: nameKey
+      summary: Give a key a name that reports show.
+      description: |
+        Stores the name in `tally_key_names`; `GET /reports/daily` and `tally report` show it
+        beside the key. Registering the same name again changes nothing; a new name replaces
+        the old one. Any key may be named; Tally's clients name a key whose UUID they derived
+        from the same name (UUIDv5 in Tally's namespace, `tally key NAME`), once per process.
+        Names have 1 to 200 characters and no control characters.
+      parameters:
+        - $ref: "#/components/parameters/Key"
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name]
+              additionalProperties: false
+              properties:
+                name:
+                  $ref: "#/components/schemas/KeyName"
+      responses:
+        "200":
+          description: The name is stored.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [key, name]
+                additionalProperties: false
+                properties:
+                  key:
+                    $ref: "#/components/schemas/Key"
+                  name:
+                    $ref: "#/components/schemas/KeyName"
+        "400":
+          $ref: "#/components/responses/BadRequest"
+        "401":
+          $ref: "#/components/responses/Unauthorized"
+        "413":
+          description: The body is larger than the server's limit (`--max-body-bytes`).
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Error"
+        "429":
+          $ref: "#/components/responses/RateLimited"
+        "503":
+          $ref: "#/components/responses/Unavailable"
   /healthz:
     get:
       tags: [operations]
@@ -511,6 +563,13 @@ components:
       type: integer
       minimum: 0
       description: An exact whole number of any size.
+    KeyName:
+      type: string
+      minLength: 1
+      maxLength: 200
+      pattern: '^[^\u0000-\u001f\u007f-\u009f]*$'
+      description: 1 to 200 characters, no control characters, e.g. "GET /users/{id}".
+      examples: ["GET /users/{id}"]
     Increment:
       type: object
       required: [key, value]

@@ -9,7 +9,7 @@ import TallyLog
 /// gate and the same answers.)
 enum TallyRouter {
     static func build(node: CountingNode, ingest: Ingest, metrics: ServerMetrics, gate: RequestGate,
-                      intake: IncrementIntake, counts: CountRoutes, drain: DrainSignal, benchRoutes: Bool)
+                      intake: IncrementIntake, counts: CountRoutes, names: KeyNameRoute, drain: DrainSignal, benchRoutes: Bool)
         -> Router<TallyRequestContext>
     {
         let router = Router(context: TallyRequestContext.self)
@@ -28,6 +28,7 @@ enum TallyRouter {
         router.get("/counts/{key}/daily") { request, context in await counts.daily(request, context: context) }
         router.get("/counts/{key}/period") { request, context in await counts.period(request, context: context) }
         router.get("/reports/daily") { request, context in await counts.dailyReport(request, context: context) }
+        router.put("/keys/{key}") { request, context in await names.put(request, context: context) }
         router.get("/openapi.yaml") { _, _ in OpenAPIDocument.response() }
 
         let status = StatusRoutes(log: node.log, checkpointer: node.checkpointer, metrics: metrics, drain: drain)

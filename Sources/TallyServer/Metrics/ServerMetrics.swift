@@ -9,11 +9,11 @@ import TallyLog
 /// no allocation on the request path. Log and checkpoint gauges are read at scrape time.
 public final class ServerMetrics: Sendable {
     public enum Route: Int, CaseIterable, Sendable {
-        case increment, increments, healthz, readyz, metrics, counts, countsDaily, countsPeriod, reportsDaily, openapi, other
+        case increment, increments, healthz, readyz, metrics, counts, countsDaily, countsPeriod, reportsDaily, openapi, keys, other
         /// The route template: bounded label values, never a raw path.
         var label: String {
             ["/increment", "/increments", "/healthz", "/readyz", "/metrics", "/counts/{key}", "/counts/{key}/daily",
-             "/counts/{key}/period", "/reports/daily", "/openapi.yaml", "other"][rawValue]
+             "/counts/{key}/period", "/reports/daily", "/openapi.yaml", "/keys/{key}", "other"][rawValue]
         }
     }
 
