@@ -21,7 +21,7 @@ FLEET_PACKAGES := postgresql-15-auto-failover haproxy prometheus systemd
 CLUSTER_DIR ?= data/cluster
 export CLUSTER_DIR
 
-.PHONY: deps install-packages fleet-packages venv build release test check-deploy fleet-test soak run bench openapi proto \
+.PHONY: deps install-packages fleet-packages venv build release test check-deploy fleet-test soak run example bench openapi proto \
 	cluster cluster-down db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
@@ -110,6 +110,12 @@ cluster: deps fleet-packages
 ## cluster-down: stop everything `make cluster` started (its data stays in $(CLUSTER_DIR))
 cluster-down:
 	scripts/cluster.sh down
+
+## example: the example app (Examples/request-counter) against `make run`'s daemon ($$TALLY_URL, default
+## http://127.0.0.1:8080): it serves, gets a mix of requests, stops (its client flushes) and prints the report
+example: deps
+	$(SWIFT) build -c release --product tally-example
+	TALLY_URL=$${TALLY_URL:-http://127.0.0.1:8080} .build/release/tally-example demo
 
 ## bench: benchmarks (never part of `make test`); see BENCHMARKS.md
 bench: deps

@@ -9,6 +9,14 @@ import PackageDescription
 //          └─▶ TallyGRPC (gRPC) ───┬─▶ TallyIngest, TallyCore
 //                                  └─▶ TallyProtos (generated from Protos/; `make proto`)
 //   TallyServer ─▶ Hummingbird, Prometheus, ServiceLifecycle; TallyGRPC ─▶ grpc-swift-2
+//
+// The client side never imports a server room (docs/design.md, "The Swift client"):
+//
+//   TallyRequestCounter (Hummingbird middleware) ─┐
+//   TallyRequestCounterGRPC (server interceptor) ─┼─▶ TallyClient (queue, batches, HTTP) ─▶ TallyKeyNames
+//   TallyClientGRPC (the gRPC stream transport) ──┘                                          ▲
+//          └─▶ TallyProtos                                     tally (`tally key`) ──────────┘
+//
 // The request path's rooms skip runtime exclusivity checks in release builds: they cost
 // about 2 % of a request's CPU in a profile under load (BENCHMARKS.md), and debug builds,
 // which every test runs, keep them on to catch the violations they exist for.
@@ -22,6 +30,11 @@ let package = Package(
         .library(name: "TallyLog", targets: ["TallyLog"]),
         .library(name: "TallyCore", targets: ["TallyCore"]),
         .library(name: "TallyPostgres", targets: ["TallyPostgres"]),
+        // For applications that count: each product pulls in only what it uses.
+        .library(name: "TallyClient", targets: ["TallyClient"]),
+        .library(name: "TallyClientGRPC", targets: ["TallyClientGRPC"]),
+        .library(name: "TallyRequestCounter", targets: ["TallyRequestCounter"]),
+        .library(name: "TallyRequestCounterGRPC", targets: ["TallyRequestCounterGRPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,6 +43,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
@@ -88,6 +103,52 @@ let package = Package(
         // UUIDv5 keys of names ("GET /users/{id}") in Tally's namespace: no dependencies, so the
         // `tally` tool and every client agree on one implementation.
         .target(name: "TallyKeyNames"),
+        // The Swift client: a bounded queue, batches, idempotent retries over HTTP (async-http-client).
+        .target(
+            name: "TallyClient",
+            dependencies: [
+                "TallyKeyNames",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The client over the gRPC `Increment` stream instead of HTTP.
+        .target(
+            name: "TallyClientGRPC",
+            dependencies: [
+                "TallyClient",
+                "TallyProtos",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ]
+        ),
+        // Counts requests by route template through the client (Hummingbird middleware).
+        .target(
+            name: "TallyRequestCounter",
+            dependencies: ["TallyClient", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        // Counts RPCs by full method name through the client (grpc-swift-2 server interceptor).
+        .target(
+            name: "TallyRequestCounterGRPC",
+            dependencies: ["TallyClient", .product(name: "GRPCCore", package: "grpc-swift-2")]
+        ),
+        // Examples/request-counter: a small Hummingbird app counting its requests (`make example`).
+        .executableTarget(
+            name: "tally-example",
+            dependencies: [
+                "TallyClient",
+                "TallyRequestCounter",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/request-counter/Sources"
+        ),
         .executableTarget(
             name: "tally",
             dependencies: [
@@ -120,11 +181,20 @@ let package = Package(
             name: "TallyServerTests",
             dependencies: ["TallyServer", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
-        // Runs the built `tally` binary as an operator would.
+        .testTarget(
+            name: "TallyClientTests",
+            dependencies: [
+                "TallyClient", "TallyKeyNames", "TallyRequestCounter", "TallyRequestCounterGRPC", "TallyProtos",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+            ]
+        ),
+        // Runs the built `tally` binary as an operator would, and the example app beside it.
         .testTarget(
             name: "TallyCLITests",
             dependencies: [
-                "tally", "TallyLog", "TallyPostgres", "TallyProtos",
+                "tally", "tally-example", "TallyLog", "TallyPostgres", "TallyProtos", "TallyClient", "TallyClientGRPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
             ]
         ),
