@@ -21,6 +21,25 @@ let package = Package(
             path: "Benchmarks/LogBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // TallyClient.increment(key:by:) per call (target ≤ 1 µs).
+        .executableTarget(
+            name: "ClientBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TallyClient", package: "tally"),
+            ],
+            path: "Benchmarks/ClientBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // The client's two transports against a real daemon: HTTP bulk vs the gRPC stream.
+        .executableTarget(
+            name: "ClientTransportBench",
+            dependencies: [
+                .product(name: "TallyClient", package: "tally"),
+                .product(name: "TallyClientGRPC", package: "tally"),
+            ],
+            path: "Sources/ClientTransportBench"
+        ),
         // 1 M-key checkpoints against PostgreSQL, beside psql doing the same upsert by COPY.
         .executableTarget(
             name: "CheckpointBench",

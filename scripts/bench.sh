@@ -21,3 +21,13 @@ scripts/with-test-postgres.sh scripts/bench-http.sh .build/release/tally | tee "
 
 echo "== peers: nginx return 200, Redis appendfsync always, pgbench per-request upsert (durable PostgreSQL)"
 scripts/bench-peers.py .build/release/tally | tee "bench/results/peers-$stamp.txt"
+
+echo "== client transports: HTTP bulk vs the gRPC stream, against one daemon (throw-away PostgreSQL)"
+swift build --package-path Benchmarks -c release --product ClientTransportBench >/dev/null
+scripts/with-test-postgres.sh sh -c 'Benchmarks/.build/release/ClientTransportBench .build/release/tally "$TALLY_TEST_DATABASE_URL" 5 4' \
+  | tee "bench/results/client-transports-$stamp.txt"
+
+echo "== the example app with TallyRequestCounter vs without it (wrk, same run)"
+swift build -c release --product tally-example >/dev/null
+scripts/with-test-postgres.sh scripts/bench-example.sh .build/release/tally .build/release/tally-example \
+  | tee "bench/results/example-$stamp.txt"
