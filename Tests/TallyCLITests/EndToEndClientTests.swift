@@ -34,7 +34,9 @@ import TallyClientGRPC
         try await waitUntil(seconds: 20) { client.statistics.sent > 2_000 }
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...300)))
         try await daemon.crash()
-        try await Task.sleep(for: .milliseconds(300))
+        // Down for longer than a request's timeout: the client's own retries must bridge it
+        // (async-http-client waits out shorter gaps inside one attempt).
+        try await Task.sleep(for: .milliseconds(2_500))
         let restarted = try Daemon(dataDirectory: data.path + "/node", port: daemon.port, extraArguments: arguments)
         try await restarted.waitUntilServing()
         let sentAtRestart = client.statistics.sent
@@ -163,7 +165,7 @@ import TallyClientGRPC
         let report = await client.shutdown()
         try await running.value
         #expect(report.isComplete && report.statistics.sent == 500, "\(report.statistics)")
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(20), "not the 60 s flush timer")
 
         // A stalled daemon: the flush stops at its bound and reports every increment.
         configuration.shutdownTimeoutSeconds = 1
@@ -176,7 +178,7 @@ import TallyClientGRPC
         try await stuckRun.value
         let elapsed = ContinuousClock.now - stopping
         kill(daemon.pid, SIGCONT)
-        #expect(elapsed >= .seconds(1) && elapsed < .seconds(4), "the bound holds: \(elapsed)")
+        #expect(elapsed >= .seconds(1) && elapsed < .seconds(8), "the 1 s bound holds (slack for a loaded machine): \(elapsed)")
         #expect(!partial.isComplete && partial.undeliveredCalls == 500 && partial.statistics.sent == 0, "\(partial.statistics)")
         #expect(Set(partial.undelivered.flatMap(\.lines).map(\.key)) == Set(keys))
 

@@ -77,7 +77,9 @@ extension TallyClientConfiguration {
     }
 }
 
-func waitUntil(seconds: Double = 5, _ condition: () -> Bool) async throws {
+/// Polls `condition` until it holds or `seconds` pass (generous: `make test` runs suites in
+/// parallel on a loaded 2-core machine; a passing test returns as soon as it holds).
+func waitUntil(seconds: Double = 30, _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(seconds)
     while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
 }

@@ -43,7 +43,7 @@ import Testing
         var results: [IncrementResult: Int] = [:]
         let started = ContinuousClock.now
         for _ in 0..<1_000 { results[await client.increment(key: UUID()), default: 0] += 1 }
-        #expect(ContinuousClock.now - started < .seconds(1), "never waits for the stalled daemon")
+        #expect(ContinuousClock.now - started < .seconds(10), "never waits for the stalled daemon (which never answers)")
         #expect(results[.queued] == 50 && results[.dropped] == 950 && client.statistics.dropped == 950)
         transport.release()
         try await waitUntil { client.statistics.sent == 50 }
@@ -108,7 +108,8 @@ import Testing
         let started = ContinuousClock.now
         let report = await client.shutdown()
         try await running.value
-        #expect(report.isComplete && report.statistics.sent == 25 && ContinuousClock.now - started < .seconds(1))
+        #expect(report.isComplete && report.statistics.sent == 25)
+        #expect(ContinuousClock.now - started < .seconds(20), "not the 60 s flush timer")
 
         // A daemon that never answers: the bound ends the flush and the report lists it all.
         configuration.shutdownTimeoutSeconds = 0.3
@@ -121,7 +122,7 @@ import Testing
         let partial = await stuck.shutdown()
         try await stuckRun.value
         let elapsed = ContinuousClock.now - stopping
-        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(2), "\(elapsed)")
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(8), "the 0.3 s bound (slack for a loaded machine): \(elapsed)")
         #expect(!partial.isComplete && partial.undeliveredCalls == 25 && partial.statistics.sent == 0)
         let reported = partial.undelivered.flatMap(\.lines)
         #expect(Set(reported.map(\.key)) == Set(keys) && reported.allSatisfy { $0.value == 2 })
