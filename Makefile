@@ -21,7 +21,7 @@ FLEET_PACKAGES := postgresql-15-auto-failover haproxy prometheus systemd
 CLUSTER_DIR ?= data/cluster
 export CLUSTER_DIR
 
-.PHONY: deps install-packages fleet-packages venv build release test check-deploy fleet-test soak run example bench openapi proto \
+.PHONY: deps install-packages fleet-packages venv build release test check-deploy fleet-test soak run example bench fuzz openapi proto \
 	cluster cluster-down db-up db-down db-clear clean
 
 ## deps: install missing Debian packages (needs root; says what is missing otherwise)
@@ -121,6 +121,12 @@ example: deps
 bench: deps
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
 	scripts/bench.sh
+
+## fuzz: libFuzzer + AddressSanitizer on the segment reader and the strict JSON parsers, FUZZ_SECONDS
+## (default 60) per target; exits 1 on a finding and says where its input is (scripts/fuzz.sh; never
+## part of make test). The fuzzer and sanitizer runtimes come with the Swift toolchain.
+fuzz: deps
+	scripts/fuzz.sh
 
 db-up: deps
 	@scripts/pg-cluster.sh start $(DEV_PG_DIR) $(DEV_PG_PORT) >/dev/null

@@ -35,6 +35,9 @@ let package = Package(
         .library(name: "TallyClientGRPC", targets: ["TallyClientGRPC"]),
         .library(name: "TallyRequestCounter", targets: ["TallyRequestCounter"]),
         .library(name: "TallyRequestCounterGRPC", targets: ["TallyRequestCounterGRPC"]),
+        // For the fuzz targets in Fuzz/ (a separate package, like Benchmarks/), which feed the
+        // strict parsers untrusted bytes.
+        .library(name: "TallyIngest", targets: ["TallyIngest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

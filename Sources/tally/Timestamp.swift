@@ -6,8 +6,10 @@ import Darwin
 
 /// ISO 8601 in UTC with milliseconds, as operators paste it into other tools.
 func iso8601(millis: Int64) -> String {
-    var seconds = time_t(millis >= 0 ? millis / 1000 : (millis - 999) / 1000)
-    let milliseconds = Int(millis - Int64(seconds) * 1000)
+    // Floor division without overflow: a record's time is whatever the segment holds.
+    let (quotient, remainder) = millis.quotientAndRemainder(dividingBy: 1000)
+    var seconds = time_t(remainder < 0 ? quotient - 1 : quotient)
+    let milliseconds = Int(remainder < 0 ? remainder + 1000 : remainder)
     var parts = tm()
     guard gmtime_r(&seconds, &parts) != nil else { return "\(millis)ms" }
     func pad(_ value: Int32, _ width: Int) -> String {

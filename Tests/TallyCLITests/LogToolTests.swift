@@ -39,6 +39,37 @@ import TallyLog
         #expect(frames[1]["compressed"] as? Bool == true)
     }
 
+    /// A record's arrival time is whatever its segment holds: `dump` printed it with a floor
+    /// division that overflowed, and trapped, below Int64.min + 999 ms.
+    @Test func dumpPrintsAnyArrivalTime() async throws {
+        let data = TemporaryDirectory()
+        let log = try Log.open(LogConfiguration(directory: data.path + "/wal", nodeID: Self.node))
+        try await log.append([Int64.min, -1, 0, Int64.max].map { LogRecord(key: Self.hot, value: 1, arrivalMillis: $0) })
+        await log.close()
+        let run = try Tool.run(["dump", "--json", data.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let times = try jsonLines(run).filter { $0["type"] as? String == "record" }.map { $0["time"] as? String }
+        #expect(times.count == 4 && !times.contains(nil))
+        #expect(times[1] == "1969-12-31T23:59:59.999Z")
+        #expect(times[2] == "1970-01-01T00:00:00.000Z")
+    }
+
+    /// The fuzz finding of TallyLogTests' `FormatTests.firstLSNZeroHeader`, through the binary:
+    /// `verify` computed the segment's last LSN as first LSN − 1 and trapped.
+    @Test func verifyReportsAHeaderWithFirstLSNZeroAsCorruption() throws {
+        let data = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: data.path + "/wal", withIntermediateDirectories: true)
+        let header: [UInt8] = [
+            0x54, 0x41, 0x4c, 0x4c, 0x59, 0x57, 0x41, 0x4c, 0x02, 0x00, 0x00, 0x00, 0x7a, 0x11, 0xe0, 0x00,
+            0x00, 0x00, 0x40, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0xbf, 0x38, 0x83, 0x9d,
+        ]
+        try Data(header).write(to: URL(fileURLWithPath: data.path + "/wal/" + SegmentName.fileName(firstLSN: 0)))
+        let run = try Tool.run(["verify", data.path])
+        #expect(run.status == 2, "\(run.stdout)\(run.stderr)")
+        #expect(run.stdout.contains("first LSN 0"))
+    }
+
     @Test func dumpFiltersByLSNAndKeyAndPrintsStats() async throws {
         let data = try await makeDataDirectory()
         let segment = data.path + "/wal/" + segmentName

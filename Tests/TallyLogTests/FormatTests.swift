@@ -30,6 +30,28 @@ import Testing
         }
     }
 
+    /// Found by fuzzing (`Fuzz/`, FuzzSegmentFrames; the minimized input is these 40 bytes): a
+    /// header whose checksum holds over first LSN 0 decoded as sound, and `Log.open` then
+    /// trapped computing the LSN before it (`tally verify` and `tally recover` too).
+    static let firstLSNZeroHeader: [UInt8] = [
+        0x54, 0x41, 0x4c, 0x4c, 0x59, 0x57, 0x41, 0x4c, 0x02, 0x00, 0x00, 0x00, 0x7a, 0x11, 0xe0, 0x00,
+        0x00, 0x00, 0x40, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0xbf, 0x38, 0x83, 0x9d,
+    ]
+
+    @Test func aSegmentHeaderWithFirstLSNZeroIsRefused() throws {
+        #expect(throws: SegmentHeader.DecodingError.zeroFirstLSN) {
+            try Self.firstLSNZeroHeader.withUnsafeBytes { try SegmentHeader(decoding: $0) }
+        }
+        var one = Self.firstLSNZeroHeader
+        one[28] = 1
+        one.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<36])).littleEndian,
+                           toByteOffset: 36, as: UInt32.self)
+        }
+        #expect(try one.withUnsafeBytes { try SegmentHeader(decoding: $0) }.firstLSN == 1)
+    }
+
     @Test func segmentNamesSortInLogOrder() {
         #expect(SegmentName.fileName(firstLSN: 1) == "00000000000000000001.wal")
         #expect(SegmentName.firstLSN(of: "00000000000000000042.wal") == 42)

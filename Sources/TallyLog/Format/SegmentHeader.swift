@@ -46,6 +46,9 @@ public struct SegmentHeader: Equatable, Sendable {
         case badMagic
         case badChecksum
         case unsupportedVersion(UInt32)
+        /// LSNs start at 1: a header whose checksum holds over first LSN 0 was never written by
+        /// Tally, and every reader computes "the LSN before the next one" from it.
+        case zeroFirstLSN
 
         public var description: String {
             switch self {
@@ -53,6 +56,7 @@ public struct SegmentHeader: Equatable, Sendable {
             case .badMagic: "not a Tally log segment (bad magic)"
             case .badChecksum: "segment header checksum mismatch"
             case .unsupportedVersion(let version): "unsupported segment format version \(version)"
+            case .zeroFirstLSN: "segment header says first LSN 0 (LSNs start at 1)"
             }
         }
     }
@@ -70,5 +74,6 @@ public struct SegmentHeader: Equatable, Sendable {
             low: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 20, as: UInt64.self))
         )
         self.firstLSN = LSN(littleEndian: bytes.loadUnaligned(fromByteOffset: 28, as: UInt64.self))
+        guard firstLSN >= 1 else { throw .zeroFirstLSN }
     }
 }
