@@ -38,6 +38,8 @@ let package = Package(
         // For the fuzz targets in Fuzz/ (a separate package, like Benchmarks/), which feed the
         // strict parsers untrusted bytes.
         .library(name: "TallyIngest", targets: ["TallyIngest"]),
+        // The generated messages and client stubs, for clients outside this package (the gRPC load generator in Benchmarks/).
+        .library(name: "TallyProtos", targets: ["TallyProtos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

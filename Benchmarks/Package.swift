@@ -9,6 +9,9 @@ let package = Package(
     dependencies: [
         .package(name: "tally", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        // The same versions as the repository's Package.swift.
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     ],
     targets: [
         .executableTarget(
@@ -48,6 +51,16 @@ let package = Package(
                 .product(name: "TallyPostgres", package: "tally"),
             ],
             path: "Sources/CheckpointBench"
+        ),
+        // gRPC Increment streams against a running `tally serve --grpc-listen` (scripts/bench-throughput.py).
+        .executableTarget(
+            name: "GRPCLoad",
+            dependencies: [
+                .product(name: "TallyProtos", package: "tally"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+            ],
+            path: "Sources/GRPCLoad"
         ),
     ]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: the in-process benchmarks (ordo-one/benchmark) and the 1 M-key checkpoint
-# beside psql, in one run. Results go to bench/results/ with the date. Never part of make test.
+# make bench: the in-process benchmarks (ordo-one/benchmark), the 1 M-key checkpoint beside
+# psql, HTTP beside nginx/Redis/pgbench, and reads, bulk and gRPC ingest beside pgbench and
+# Redis, in one run. Results go to bench/results/ with the date. Never part of make test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
@@ -21,6 +22,10 @@ scripts/with-test-postgres.sh scripts/bench-http.sh .build/release/tally | tee "
 
 echo "== peers: nginx return 200, Redis appendfsync always, pgbench per-request upsert (durable PostgreSQL)"
 scripts/bench-peers.py .build/release/tally | tee "bench/results/peers-$stamp.txt"
+
+echo "== throughput: reads vs pgbench select, bulk POST /increments and gRPC streams vs Redis -P 16 (durable PostgreSQL)"
+swift build --package-path Benchmarks -c release --product GRPCLoad >/dev/null
+scripts/bench-throughput.py .build/release/tally Benchmarks/.build/release/GRPCLoad | tee "bench/results/throughput-$stamp.txt"
 
 echo "== client transports: HTTP bulk vs the gRPC stream, against one daemon (throw-away PostgreSQL)"
 swift build --package-path Benchmarks -c release --product ClientTransportBench >/dev/null
