@@ -52,6 +52,12 @@ let package = Package(
             ],
             path: "Sources/CheckpointBench"
         ),
+        // A node's data directory with a log of N records, for the start-up and recover benchmark.
+        .executableTarget(
+            name: "LargeLog",
+            dependencies: [.product(name: "TallyLog", package: "tally")],
+            path: "Sources/LargeLog"
+        ),
         // gRPC Increment streams against a running `tally serve --grpc-listen` (scripts/bench-throughput.py).
         .executableTarget(
             name: "GRPCLoad",

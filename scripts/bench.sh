@@ -36,3 +36,8 @@ echo "== the example app with TallyRequestCounter vs without it (wrk, same run)"
 swift build -c release --product tally-example >/dev/null
 scripts/with-test-postgres.sh scripts/bench-example.sh .build/release/tally .build/release/tally-example \
   | tee "bench/results/example-$stamp.txt"
+
+echo "== large log: start-up and tally recover on LARGE_LOG_RECORDS (default 10^8) records over 1 M keys"
+swift build --package-path Benchmarks -c release --product LargeLog >/dev/null
+scripts/with-test-postgres.sh scripts/bench-large-log.py .build/release/tally Benchmarks/.build/release/LargeLog \
+  --records "${LARGE_LOG_RECORDS:-100000000}" | tee "bench/results/large-log-$stamp.txt"
