@@ -11,10 +11,11 @@ echo "== in-process: log and compactor (ordo-one/benchmark, release build)"
 swift package --package-path Benchmarks --allow-writing-to-package-directory benchmark --no-progress \
   | tee "bench/results/log-$stamp.txt"
 
-echo "== checkpoint: 1 M distinct keys, Tally's sink beside psql COPY + upsert (throw-away PostgreSQL)"
+echo "== checkpoint: 10 k, 100 k and 1 M distinct keys (duration against pending keys), Tally's sink beside psql COPY + upsert"
 swift build --package-path Benchmarks -c release --product CheckpointBench >/dev/null
-scripts/with-test-postgres.sh sh -c 'Benchmarks/.build/release/CheckpointBench "$TALLY_TEST_DATABASE_URL" 1000000' \
-  | tee "bench/results/checkpoint-$stamp.txt"
+for keys in 10000 100000 1000000; do
+  scripts/with-test-postgres.sh sh -c "Benchmarks/.build/release/CheckpointBench \"\$TALLY_TEST_DATABASE_URL\" $keys"
+done | tee "bench/results/checkpoint-$stamp.txt"
 
 echo "== HTTP: wrk POST /increment (fresh UUID per request) vs the same server's no-op route"
 swift build -c release --product tally >/dev/null
