@@ -127,7 +127,7 @@ final class Daemon {
         try Tool.runExternal("/usr/bin/curl", ["--max-time", "5"] + arguments).stdout
     }
 
-    static func psql(_ sql: String) throws -> String {
+    static func psql(_ sql: String, databaseURL: String = Daemon.databaseURL) throws -> String {
         try Tool.runExternal("/usr/bin/psql", [databaseURL, "-Atc", sql]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
