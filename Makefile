@@ -61,7 +61,7 @@ $(FAULTFS): Tests/Tools/faultfs/faultfs.c
 ## that drive the real binary (TallyCLITests: load, kill -9, a saturated machine) run one at
 ## a time after the others, so that no timing promise is measured under another test's load.
 ## Each phase has a time limit, so a hung test fails the run with its name on screen (output is
-## line-buffered) instead of running into CI's limit; a cold run takes about 30 minutes here.
+## line-buffered) instead of running into CI's limit; a cold run takes about 17 minutes here.
 test: deps venv fleet-packages $(FAULTFS)
 	$(SWIFT) build --build-tests
 	TALLY_TEST_FAULTFS=$(abspath $(FAULTFS)) scripts/with-test-postgres.sh bash -c '\

@@ -93,7 +93,24 @@ defer {
 }
 for _ in 0..<100 {
     if (try? String(contentsOf: URL(string: "http://127.0.0.1:\(httpPort)/readyz")!, encoding: .utf8)) != nil { break }
-    Thread.sleep(forTimeInterval: 0.1)
+    usleep(100_000)
+}
+
+/// Four callers increment as fast as the client takes it for `seconds`, then stop.
+nonisolated func load(_ client: TallyClient, keys: [UUID], callers: Int, seconds: Double) async {
+    await withTaskGroup(of: Void.self) { group in
+        for _ in 0..<callers {
+            group.addTask {
+                var index = Int.random(in: 0..<keys.count)
+                while !Task.isCancelled {
+                    await client.increment(key: keys[index % keys.count], by: 1)
+                    index &+= 7_919
+                }
+            }
+        }
+        try? await Task.sleep(for: .seconds(seconds))
+        group.cancelAll()
+    }
 }
 
 let keys = (0..<10_000).map { _ in UUID() }
@@ -111,32 +128,17 @@ for round in 1...rounds {
         let timed = TimedTransport(inner)
         let client = try TallyClient(configuration: configuration, transport: timed)
         let running = Task { try await client.run() }
-        let stop = Atomic(false)
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         let clientCPUBefore = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         let daemonCPUBefore = cpuSeconds(pid: daemon.processIdentifier)
         let started = ContinuousClock.now
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<4 {
-                group.addTask {
-                    var index = Int.random(in: 0..<keys.count)
-                    while !stop.load(ordering: .relaxed) {
-                        await client.increment(key: keys[index % keys.count], by: 1)
-                        index &+= 7_919
-                    }
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(secondsPerRound))
-                stop.store(true, ordering: .relaxed)
-            }
-        }
+        await load(client, keys: keys, callers: 4, seconds: secondsPerRound)
         let report = await client.shutdown()
         try await running.value
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         let clientCPU = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6 - clientCPUBefore
         let daemonCPU = cpuSeconds(pid: daemon.processIdentifier) - daemonCPUBefore
         let linesSent = Double(timed.deliveredLines)
