@@ -12,7 +12,8 @@ Both end with PostgreSQL's sum of totals checked against N, so a fast wrong answ
 
 Usage: scripts/with-test-postgres.sh scripts/bench-large-log.py <tally> <LargeLog> [--records N] [--keys K]
 """
-import argparse, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, re, resource, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+from benchproc import free_port
 
 parser = argparse.ArgumentParser()
 parser.add_argument("tally")
@@ -27,12 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def psql(sql):
     return subprocess.run(["psql", DATABASE_URL, "-Atc", sql], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metric(port, name):

@@ -12,59 +12,14 @@ spent per request (the two share the machine's cores, so these bound the rates),
 records per fdatasync'd frame. Prints a table and writes bench/results/peers-<stamp>.json.
 Usage: scripts/bench-peers.py <tally binary> [seconds]
 """
-import json, os, re, resource, shutil, signal, socket, subprocess, sys, tempfile, time
+import json, os, re, resource, shutil, signal, subprocess, sys, tempfile, time
+from benchproc import cpu_seconds, free_port, process_tree, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = sys.argv[1]
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 CONNECTIONS = [64, 256]
 started = []  # (process or callable) to stop at exit
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def process_tree(pid):
-    """pid and all its descendants (nginx workers, PostgreSQL backends)."""
-    pids, frontier = [pid], [pid]
-    while frontier:
-        children = []
-        for parent in frontier:
-            try:
-                with open(f"/proc/{parent}/task/{parent}/children") as f:
-                    children += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
-        pids += children
-        frontier = children
-    return pids
-
-
-def cpu_seconds(pids):
-    """User + system CPU time of the processes, plus that of their children that exited and
-    were reaped (PostgreSQL's backends for pgbench's connections end with the run)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds():

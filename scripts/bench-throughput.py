@@ -22,7 +22,8 @@ Prints a table and writes bench/results/throughput-<stamp>.json.
 Usage: scripts/bench-throughput.py <tally binary> <GRPCLoad binary> [--seconds 10] [--parts reads,bulk,grpc]
        [--bulk-connections 16] [--grpc-streams 4,16] [--grpc-batches 100,1000]
 """
-import argparse, hashlib, http.client, json, os, re, shutil, signal, socket, subprocess, tempfile, threading, time, uuid
+import argparse, hashlib, http.client, json, os, re, shutil, signal, subprocess, tempfile, threading, time, uuid
+from benchproc import cpu_seconds, free_port, process_tree, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 parser = argparse.ArgumentParser()
@@ -47,48 +48,9 @@ PARTS = set(ARGS.parts.split(","))
 started = []  # processes (or callables) to stop at exit, by PID
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def process_tree(pid):
-    pids, frontier = [pid], [pid]
-    while frontier:
-        children = []
-        for parent in frontier:
-            try:
-                with open(f"/proc/{parent}/task/{parent}/children") as f:
-                    children += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
-        pids += children
-        frontier = children
-    return pids
-
-
-def cpu_seconds(pid):
+def tree_cpu_seconds(pid):
     """User + system CPU of the process tree, with its reaped children (PostgreSQL's exited backends)."""
-    total = 0
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(v) for v in fields[11:15])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(process_tree(pid))
 
 
 def run_child(command, timeout, on_line=None):
@@ -156,7 +118,7 @@ class Servers:
         self.machine = 0.0
 
     def start(self):
-        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
         self.machine_before = machine_busy_seconds()
         self.threads_before = thread_seconds(self.pids["tally"]) if "tally" in self.pids else {}
         self.started_at = time.time()
@@ -170,7 +132,7 @@ class Servers:
             busy = sorted(((seconds - self.threads_before.get(tid, (name, 0))[1], name, tid)
                            for tid, (name, seconds) in after.items()), reverse=True)[:4]
             self.top_threads = [{"thread": f"{name}/{tid}", "cores": round(used / elapsed, 2)} for used, name, tid in busy]
-        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+        return {name: tree_cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
 
 
 def per_unit(result, cpu, client_cpu, requests, increments=None, servers=None):
