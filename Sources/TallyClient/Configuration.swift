@@ -64,6 +64,13 @@ public struct TallyClientConfiguration: Sendable {
 
     /// Why this configuration cannot work, or nil.
     var problem: String? {
+        // Every `…Seconds` value becomes a Duration of Int64 nanoseconds: finite and at most
+        // a day (longer than any timeout or delay a client means, far below the overflow).
+        let secondsValues = [flushIntervalSeconds, requestTimeoutSeconds, retryBaseDelaySeconds,
+                             retryMaxDelaySeconds, shutdownTimeoutSeconds]
+        if secondsValues.contains(where: { !$0.isFinite || $0 > Self.maxSeconds }) {
+            return "every …Seconds value must be finite and at most \(Int(Self.maxSeconds)) (a day)"
+        }
         if capacityLines < 1 { return "capacityLines must be at least 1" }
         if !(1...10_000).contains(maxBatchLines) { return "maxBatchLines must be 1…10,000 (the daemon's default bound)" }
         if maxConcurrentRequests < 1 { return "maxConcurrentRequests must be at least 1" }
@@ -75,6 +82,10 @@ public struct TallyClientConfiguration: Sendable {
         if !(shutdownTimeoutSeconds >= 0) { return "shutdownTimeoutSeconds must not be negative" }
         return nil
     }
+}
+
+extension TallyClientConfiguration {
+    static let maxSeconds: Double = 86_400
 }
 
 extension Duration {

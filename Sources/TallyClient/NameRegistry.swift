@@ -9,14 +9,22 @@ import Synchronization
 /// Registers key names with the daemon once per process (`PUT /keys/{key}`), in the
 /// background: the caller gets the key at once, and the name reaches `tally_key_names` when
 /// the daemon is reachable (retried with the client's backoff; a refusal is logged once).
-/// Bounded: at most `maxPending` names wait; more are skipped with one warning.
+/// Bounded: at most `maxPending` names wait and at most `maxKnownNames` are remembered; past
+/// either, a name's key is still returned but the name is not registered (one warning each).
+/// While the client drains, each waiting name gets one attempt: names are not worth holding a
+/// shutdown for (the next process registers them again).
 final class NameRegistry: Sendable {
+    /// Names are meant to be few (routes, methods, counters a program names in its code);
+    /// a program that makes a name per user id would otherwise grow this table forever.
+    static let maxKnownNames = 100_000
+
     private struct State {
         var known: [String: UUID] = [:]
         var pending: [(name: String, key: UUID)] = []
         var waiter: CheckedContinuation<Bool, Never>?
         var draining = false
         var warnedFull = false
+        var warnedKnownFull = false
     }
 
     private let transport: HTTPTransport
@@ -35,6 +43,11 @@ final class NameRegistry: Sendable {
         let (key, wake, problem) = state.withLock { state -> (UUID, CheckedContinuation<Bool, Never>?, String?) in
             if let key = state.known[name] { return (key, nil, nil) }
             let key = TallyKeyName.key(for: name)
+            guard state.known.count < Self.maxKnownNames else {
+                let first = !state.warnedKnownFull
+                state.warnedKnownFull = true
+                return (key, nil, first ? "more than \(Self.maxKnownNames) distinct names in this process" : nil)
+            }
             if let problem = TallyKeyName.problem(with: name) {
                 state.known[name] = key
                 return (key, nil, problem)
@@ -66,7 +79,11 @@ final class NameRegistry: Sendable {
                 } catch {
                     outcome = .retry(reason: "\(error)", after: nil)
                 }
-                if case .retry(_, let after) = outcome {
+                if case .retry(let reason, let after) = outcome {
+                    if state.withLock({ $0.draining }) {
+                        logger.notice("key name not registered before shutdown", metadata: ["name": "\(next.name.prefix(80))", "reason": "\(reason)"])
+                        break
+                    }
                     attempt += 1
                     do { try await Task.sleep(for: backoff.delay(attempt: attempt, atLeast: after, using: &generator)) } catch { return }
                     continue

@@ -58,7 +58,9 @@ public final class TallyClient: Service, Sendable {
         self.configuration = configuration
         self.transport = transport ?? http
         names = NameRegistry(transport: http, maxPending: configuration.maxPendingNames, logger: logger)
-        let clientID = String(UUID().uuidString.lowercased().prefix(18))
+        // The whole UUID: batch ids must not collide across clients within the daemons'
+        // 24 h idempotency window ("tc-" + 36 + "-" + sequence stays within 64 characters).
+        let clientID = UUID().uuidString.lowercased()
         state = Mutex(IncrementQueue(capacityLines: configuration.capacityLines, maxBatchLines: configuration.maxBatchLines,
                                      whenFull: configuration.whenFull, clientID: "tc-\(clientID)"))
         metrics = ClientMetrics(label: configuration.metricsLabel)

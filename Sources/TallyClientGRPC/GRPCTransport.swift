@@ -91,8 +91,10 @@ final class IncrementStream: Sendable {
                 reason = "the stream ended"
             } catch let error as RPCError {
                 switch error.code {
-                case .invalidArgument, .unauthenticated, .permissionDenied:
+                case .invalidArgument, .unauthenticated, .permissionDenied, .alreadyExists:
                     // About the request at the head; the ones behind it were never taken.
+                    // ALREADY_EXISTS is HTTP's 409: its id was taken with other increments,
+                    // and no retry of the same request can change that.
                     state.popHead()?.continuation.resume(returning: .refused(reason: "\(error.code): \(error.message)"))
                 default:
                     break

@@ -59,6 +59,60 @@ import TallyClientGRPC
         }
     }
 
+    /// A batch id taken with other increments is refused for good on both transports (HTTP
+    /// 409, gRPC ALREADY_EXISTS): a retry of the same request cannot change it, so the client
+    /// must count it failed, not resend it forever.
+    @Test func anIdTakenWithOtherIncrementsIsRefusedNotRetried() async throws {
+        let data = TemporaryDirectory()
+        let grpcPort = Daemon.freePort()
+        let daemon = try Daemon(dataDirectory: data.path + "/node", extraArguments: ["--grpc-listen", "127.0.0.1:\(grpcPort)"])
+        try await daemon.waitUntilServing()
+        let transports: [any TallyTransport] = [try HTTPTransport(url: "http://127.0.0.1:\(daemon.port)"),
+                                                try GRPCTransport(host: "127.0.0.1", port: grpcPort)]
+        for (index, transport) in transports.enumerated() {
+            let id = "tc-conflict-\(index)-\(UUID().uuidString.prefix(8))"
+            let first = IncrementBatch(id: id, lines: [IncrementLine(key: UUID(), value: 1)], calls: 1)
+            let other = IncrementBatch(id: id, lines: [IncrementLine(key: UUID(), value: 2)], calls: 1)
+            #expect(try await transport.send(first, timeout: .seconds(10)) == .delivered)
+            #expect(try await transport.send(first, timeout: .seconds(10)) == .delivered, "a retry: the first answer again")
+            let refused = try await transport.send(other, timeout: .seconds(10))
+            guard case .refused = refused else {
+                Issue.record("transport \(index): the same id with other increments got \(refused), not a refusal")
+                continue
+            }
+            await transport.shutdown()
+        }
+        kill(daemon.pid, SIGTERM)
+        #expect(try await daemon.waitForExit(seconds: 15) == 0)
+    }
+
+    /// Names cannot be stored while PostgreSQL is away (`PUT /keys` answers 503) though
+    /// increments still are: shutdown delivers the increments and gives up on the names at
+    /// once, instead of retrying them until its bound.
+    @Test func shutdownDoesNotWaitForNamesThePostgresOutageHolds() async throws {
+        let postgres = try PrivatePostgres()
+        let data = TemporaryDirectory()
+        let daemon = try Daemon(dataDirectory: data.path + "/node", databaseURL: postgres.url)
+        try await daemon.waitUntilServing()
+        try await daemon.waitForFirstCheckpoint()
+        postgres.stopImmediately()
+        var configuration = TallyClientConfiguration.endToEnd(port: daemon.port)
+        configuration.shutdownTimeoutSeconds = 20
+        let client = try TallyClient(configuration: configuration)
+        let running = Task { try await client.run() }
+        let key = client.register(name: "GET /never/stored/\(UUID().uuidString.prefix(8))")
+        for _ in 0..<10 { #expect(await client.increment(key: key, by: 1) == .queued) }
+        try await waitUntil(seconds: 20) { client.statistics.sent == 10 }
+        let stopping = ContinuousClock.now
+        let report = await client.shutdown()
+        try await running.value
+        let elapsed = ContinuousClock.now - stopping
+        #expect(report.isComplete && report.statistics.sent == 10, "\(report.statistics)")
+        #expect(elapsed < .seconds(10), "the 20 s bound is not waited out for a name: \(elapsed)")
+        kill(daemon.pid, SIGTERM)
+        _ = try await daemon.waitForExit(seconds: 15)
+    }
+
     @Test func a503DaemonFillsTheQueueDropsAreCountedAndDeliveryResumes() async throws {
         let postgres = try PrivatePostgres()
         let data = TemporaryDirectory()

@@ -25,6 +25,43 @@ import Testing
         #expect(report.isComplete && report.statistics.retried == 3 && report.statistics.sent == 10)
     }
 
+    @Test func batchIdsCarryTheWholeClientUUIDSoTwoClientsNeverShareOne() async throws {
+        var ids: [String] = []
+        for _ in 0..<2 {
+            let transport = ScriptedTransport()
+            let client = try TallyClient(configuration: .test(), transport: transport)
+            let running = Task { try await client.run() }
+            await client.increment(key: UUID())
+            try await waitUntil { client.statistics.sent == 1 }
+            _ = await client.shutdown()
+            try await running.value
+            ids += transport.sent.map(\.id)
+        }
+        #expect(ids.count == 2 && Set(ids).count == 2)
+        for id in ids {
+            let parts = id.split(separator: "-", maxSplits: 1)
+            #expect(parts.first == "tc" && id.count <= 64, "\(id)")
+            #expect(UUID(uuidString: String(parts[1].dropLast(2))) != nil, "tc-<the client's whole UUID>-1: \(id)")
+        }
+    }
+
+    @Test func secondsThatCannotBeADurationAreRefusedAtConfiguration() throws {
+        for broken in [Double.infinity, .nan, 1e10] {
+            var configuration = TallyClientConfiguration.test()
+            configuration.shutdownTimeoutSeconds = broken
+            #expect(throws: TallyClientError.self) { try TallyClient(configuration: configuration, transport: ScriptedTransport()) }
+            configuration = .test()
+            configuration.requestTimeoutSeconds = broken
+            #expect(throws: TallyClientError.self) { try TallyClient(configuration: configuration, transport: ScriptedTransport()) }
+            configuration = .test()
+            configuration.retryMaxDelaySeconds = broken
+            #expect(throws: TallyClientError.self) { try TallyClient(configuration: configuration, transport: ScriptedTransport()) }
+        }
+        var ordinary = TallyClientConfiguration.test()
+        ordinary.shutdownTimeoutSeconds = 86_400
+        _ = try TallyClient(configuration: ordinary, transport: ScriptedTransport())
+    }
+
     @Test func aRefusalIsCountedAsFailedAndNotRetried() async throws {
         let transport = ScriptedTransport([.refused(reason: "HTTP 401")])
         let client = try TallyClient(configuration: .test(), transport: transport)

@@ -32,11 +32,19 @@ struct KeyNameRoute: Sendable {
             return JSONResponse.make(.ok, JSONText.object([("key", JSONText.string(key.uuidString)), ("name", JSONText.string(name))]))
         } catch let refusal as Answer {
             return JSONResponse.make(refusal)
-        } catch let error as PostgresError where !error.connectionBroken && error.sqlState != "57014" {
+        } catch let error as PostgresError where Self.isAboutTheName(error) {
             return JSONResponse.error(.badRequest, "the name was refused: \(error.message)")
         } catch {
             return JSONResponse.make(.retryLater(.serviceUnavailable, "cannot store the name now: \(error)", afterSeconds: 1))
         }
+    }
+
+    /// Only data errors (SQLSTATE classes 22 and 23) say the name itself was refused; every
+    /// other error (a read-only server after a failover, a deadlock, a full disk, tables not
+    /// yet migrated) is the server's state, and the client should try again.
+    static func isAboutTheName(_ error: PostgresError) -> Bool {
+        guard !error.connectionBroken, let state = error.sqlState else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
     }
 
     /// Exactly `{"name": <string>}`: 1 to 200 characters, no control characters.
