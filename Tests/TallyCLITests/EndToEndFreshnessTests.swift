@@ -62,7 +62,7 @@ import TallyPostgres
         let within = metrics.split(separator: "\n").first { $0.hasPrefix(#"tally_checkpoint_freshness_seconds_bucket{le="10.0"}"#) }
         let count = metrics.split(separator: "\n").first { $0.hasPrefix("tally_checkpoint_freshness_seconds_count") }
         #expect(within != nil && within?.split(separator: " ").last == count?.split(separator: " ").last,
-                "every checkpoint's oldest increment within 10 s: \(String(describing: within)) vs \(String(describing: count))")
+                "every checkpoint's oldest increment within 10 s: \(String(describing: within)) vs \(String(describing: count)); late checkpoints:\n\(lateCheckpoints.joined(separator: "\n"))")
         print("saturated freshness: worst marker lag \(worst), \(lags.count) markers, \(Int(rate)) increments/s")
         kill(daemon.pid, SIGTERM)
         #expect(try await daemon.waitForExit(seconds: 15) == 0)

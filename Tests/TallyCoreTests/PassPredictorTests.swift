@@ -8,9 +8,9 @@ import Testing
 
     @Test func beforeAnyPassItAssumesASlowDatabase() {
         let predictor = PassPredictor()
-        // 15,000 rows per second: a debug build on a saturated machine.
-        #expect(abs(Self.seconds(predictor.duration(forRows: 150_000)) - 10.05) < 0.001)
-        #expect(predictor.margin(forRows: 0) == .milliseconds(500) + .nanoseconds(12_500_000))
+        // 7,500 rows per second: half of what a debug build reached on a saturated machine.
+        #expect(abs(Self.seconds(predictor.duration(forRows: 150_000)) - 20.05) < 0.001)
+        #expect(predictor.margin(forRows: 0) == .seconds(1) + .nanoseconds(12_500_000))
     }
 
     @Test func aPassIsPredictedFromTheRowsItWillCarry() {

@@ -9,8 +9,9 @@ public struct CheckpointerConfiguration: Sendable {
     /// An acknowledged increment must be in PostgreSQL within this long.
     public static let freshnessBound: Duration = .seconds(10)
     /// Safety margin subtracted from the freshness deadline (`PassPredictor` adds the worst
-    /// recent underestimate of a pass's duration to it).
-    public var deadlineMargin: Duration = .milliseconds(500)
+    /// recent underestimate of a pass's duration to it). A second: under saturation the
+    /// scheduler itself may wake late, and with 0.5 s one pass in a CI run committed past 10 s.
+    public var deadlineMargin: Duration = .seconds(1)
     /// Retry backoff after a failed checkpoint: doubles from `initialBackoff` up to `maxBackoff`.
     public var initialBackoff: Duration = .milliseconds(200)
     public var maxBackoff: Duration = .seconds(5)

@@ -18,11 +18,12 @@ public struct PassPredictor: Sendable, Equatable {
 
     /// Passes remembered (a bound on memory, and how fast old conditions are forgotten).
     public static let sampleCount = 16
-    /// While no recent pass carried enough rows to measure: 15,000 rows per second, what a
-    /// debug build achieves on two cores saturated by ingest. Pessimistic on purpose: it
+    /// While no recent pass carried enough rows to measure: 7,500 rows per second, half of
+    /// what a debug build achieved on two cores saturated by ingest (a slower CI machine
+    /// overran 10 s with 15,000 assumed). Pessimistic on purpose: it
     /// decides the first large pass after a quiet spell (a load spike), and starting that
     /// one early costs one extra transaction, while starting it late breaks the promise.
-    static let defaultSecondsPerRow = 1.0 / 15_000
+    static let defaultSecondsPerRow = 1.0 / 7_500
     static let defaultFixedSeconds = 0.05
     /// Passes with fewer rows say little about the cost per row.
     static let minimumRowsForRate = 1_000
@@ -35,7 +36,7 @@ public struct PassPredictor: Sendable, Equatable {
     public var uncertainty = 0.25
     public private(set) var samples: [Sample] = []
 
-    public init(baseMargin: Duration = .milliseconds(500)) {
+    public init(baseMargin: Duration = .seconds(1)) {
         self.baseMargin = baseMargin
     }
 
