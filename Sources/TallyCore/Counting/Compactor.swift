@@ -26,6 +26,9 @@ public final class Compactor: Sendable {
         /// Taken by a checkpoint whose outcome is not known yet: still pending for reads,
         /// until `settle` says it committed (PostgreSQL has it) or rolled back (it returns).
         var inFlight: DeltaTable?
+        /// When the oldest record of the table in flight was absorbed: it is still waiting
+        /// for PostgreSQL, so the lag `/metrics` and `/readyz` report must include it.
+        var inFlightOldestAt: ContinuousClock.Instant?
         /// A live frame arrived that did not continue the table: catch up from disk.
         var hasGap = false
         /// When the oldest record in the table was absorbed, for the freshness deadline.
@@ -72,16 +75,29 @@ public final class Compactor: Sendable {
     /// The LSN the table expects next, or nil before start.
     public var nextLSN: LSN? { state.withLock { $0.table?.nextLSN } }
 
-    /// Pending distinct keys and records (records = LSNs absorbed since the base).
+    /// Pending distinct keys and records (records = LSNs absorbed since the base), the table
+    /// a checkpoint has in flight included: PostgreSQL does not hold it yet. (Keys are an
+    /// upper bound then: a key may be in both tables.)
     public var pending: (keys: Int, records: UInt64) {
         state.withLock { state in
             guard let table = state.table else { return (0, 0) }
-            return (table.keyCount, table.lastLSN - table.baseLSN)
+            // The table in flight counts while the current table continues it (a reset
+            // meanwhile starts over from the log, which holds those records again).
+            let inFlightRecords = state.inFlight.map { $0.lastLSN == table.baseLSN ? $0.lastLSN - $0.baseLSN : 0 } ?? 0
+            return (state.heldKeys, table.lastLSN - table.baseLSN + inFlightRecords)
         }
     }
 
-    /// When the oldest pending record was absorbed, nil when nothing is pending.
-    public var oldestPendingAt: ContinuousClock.Instant? { state.withLock { $0.oldestPendingAt } }
+    /// When the oldest pending record was absorbed, the table in flight included; nil when
+    /// nothing is pending.
+    public var oldestPendingAt: ContinuousClock.Instant? {
+        state.withLock { state in
+            switch (state.oldestPendingAt, state.inFlightOldestAt) {
+            case (let table?, let inFlight?): min(table, inFlight)
+            case (let table, let inFlight): table ?? inFlight
+            }
+        }
+    }
 
     /// Called on the log writer's thread for each durable frame. Never blocks on I/O.
     public func absorb(firstLSN: LSN, groups: some Collection<Append>) {
@@ -180,6 +196,7 @@ public final class Compactor: Sendable {
             precondition(state.inFlight == nil, "a checkpoint is already in flight")
             state.table = DeltaTable(after: table.lastLSN, expectedKeys: min(table.keyCount, maxPendingKeys))
             state.inFlight = table.isEmpty ? nil : table
+            state.inFlightOldestAt = table.isEmpty ? nil : state.oldestPendingAt
             if !state.hasGap { state.oldestPendingAt = nil }
             return table
         }
@@ -199,6 +216,7 @@ public final class Compactor: Sendable {
         state.withLock { state in
             guard let taken = state.inFlight else { return }
             state.inFlight = nil
+            state.inFlightOldestAt = nil
             guard case .rolledBack(let pendingSince) = settlement else { return }
             guard let current = state.table, current.baseLSN == taken.lastLSN else {
                 // The table was reset meanwhile: the log will provide these records again.
