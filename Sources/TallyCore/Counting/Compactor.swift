@@ -215,8 +215,13 @@ public final class Compactor: Sendable {
     public func settle(_ settlement: Settlement) {
         state.withLock { state in
             guard let taken = state.inFlight else { return }
+            let takenOldestAt = state.inFlightOldestAt
             state.inFlight = nil
             state.inFlightOldestAt = nil
+            if case .unknown = settlement, let takenOldestAt {
+                // Not known to be in PostgreSQL: still waiting, from the log after the reset.
+                state.oldestPendingAt = min(takenOldestAt, state.oldestPendingAt ?? takenOldestAt)
+            }
             guard case .rolledBack(let pendingSince) = settlement else { return }
             guard let current = state.table, current.baseLSN == taken.lastLSN else {
                 // The table was reset meanwhile: the log will provide these records again.
