@@ -11,14 +11,5 @@ request = function()
   return wrk.format("POST", nil, headers, '{"key":"' .. key .. '","value":1}')
 end
 
--- Count non-200 answers so a run that "succeeds" by failing fast is visible.
-local failures = 0
-response = function(status, headers, body)
-  if status ~= 200 then failures = failures + 1 end
-end
-
-done = function(summary, latency, requests)
-  io.write(string.format("JSON {\"requests_per_second\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"non_2xx\": %d}\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    latency:percentile(99.9) / 1000, summary.errors.status))
-end
+-- Counting answers and the closing JSON line: bench/report.lua, beside this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")

@@ -12,8 +12,8 @@ spent per request (the two share the machine's cores, so these bound the rates),
 records per fdatasync'd frame. Prints a table and writes bench/results/peers-<stamp>.json.
 Usage: scripts/bench-peers.py <tally binary> [seconds]
 """
-import json, os, re, resource, shutil, signal, subprocess, sys, tempfile, time
-from benchproc import cpu_seconds, free_port, process_tree, wait_for_port
+import json, os, re, resource, shutil, subprocess, sys, tempfile, time
+from benchproc import cpu_seconds, free_port, process_tree, stop_all, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TALLY = sys.argv[1]
@@ -161,15 +161,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{nginx_port}; location / {{ r
             json.dump(results, f, indent=2, sort_keys=True)
         print(f"written: {os.path.relpath(path, ROOT)}")
     finally:
-        for item in reversed(started):
-            if callable(item):
-                item()
-            else:
-                item.send_signal(signal.SIGTERM)
-                try:
-                    item.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    item.kill()
+        stop_all(started, timeout=15)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -23,7 +23,7 @@ Usage: scripts/bench-throughput.py <tally binary> <GRPCLoad binary> [--seconds 1
        [--bulk-connections 16] [--grpc-streams 4,16] [--grpc-batches 100,1000]
 """
 import argparse, hashlib, http.client, json, os, re, shutil, signal, subprocess, tempfile, threading, time, uuid
-from benchproc import cpu_seconds, free_port, process_tree, wait_for_port
+from benchproc import cpu_seconds, free_port, process_tree, stop_all, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 parser = argparse.ArgumentParser()
@@ -286,18 +286,7 @@ http {{ access_log off; client_max_body_size 4m; client_body_buffer_size 128k;
             json.dump(results, f, indent=2, sort_keys=True)
         print(f"written: {os.path.relpath(path, ROOT)}")
     finally:
-        for item in reversed(started):
-            if isinstance(item, Tally):
-                item.stop()
-            elif callable(item):
-                item()
-            else:
-                item.send_signal(signal.SIGTERM)
-                try:
-                    item.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    item.kill()
-                    item.wait()
+        stop_all(started)
         shutil.rmtree(work, ignore_errors=True)
 
 

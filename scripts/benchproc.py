@@ -1,7 +1,9 @@
 """What the benchmark drivers (bench-peers.py, bench-throughput.py, bench-large-log.py) share:
 loopback ports, and the CPU time of a server's whole process tree."""
 import os
+import signal
 import socket
+import subprocess
 import time
 
 
@@ -49,3 +51,20 @@ def cpu_seconds(pids):
         except OSError:
             pass
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def stop_all(started, timeout=20):
+    """Stops what a driver started, last first: an object with `stop()` (a daemon wrapper), a
+    callable (a cleanup), or a process (SIGTERM, then SIGKILL past `timeout`)."""
+    for item in reversed(started):
+        if hasattr(item, "stop"):
+            item.stop()
+        elif callable(item):
+            item()
+        else:
+            item.send_signal(signal.SIGTERM)
+            try:
+                item.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                item.kill()
+                item.wait()
